@@ -1,0 +1,1 @@
+"""Fixture families, registered in `llm_pipeline_tests/conftest.py` through `pytest_plugins`."""
