@@ -3,7 +3,8 @@
 Every table downstream of `raw_documents` has exactly one row per input `doc_id` (ARCHITECTURE §2):
 a document that was rejected, skipped or failed still gets a row, with `status` and `error` saying
 why. `make_row` fills every column the caller did not set with its neutral default, so a code path
-that forgets a column cannot drop or shift a row.
+that forgets a column cannot drop or shift a row; `carried_row` is the row of a document an earlier
+step did not pass on (rejected stays rejected, failed upstream becomes skipped, the reason kept).
 
 The LLM tables share the call columns (`LLM_FIELDS`). `llm_columns` turns the `CallRecord`s of one
 document (the first call and, when the answer had to be repaired, the repair call) into those columns:
@@ -43,6 +44,7 @@ __all__ = [
     "Status",
     "allocate_int",
     "allocate_report_call",
+    "carried_row",
     "llm_columns",
     "make_row",
     "schema_for",
@@ -163,6 +165,24 @@ def make_row(schema: pa.Schema, **values: Any) -> dict[str, Any]:
         else:
             row[field.name] = _DEFAULTS.get(field.name)
     return row
+
+
+def carried_row(schema: pa.Schema, upstream: Mapping[str, Any], *, upstream_name: str) -> dict[str, Any]:
+    """The row for a document an earlier step did not hand on as `ok`, so it is not attempted here.
+
+    A rejected document stays `rejected` with its original reason, so the reason is visible in every
+    table; a document that failed (`error`) or was `skipped` upstream is `skipped` here, and `error`
+    says which step stopped it and why.
+    """
+    status, error = upstream["status"], upstream.get("error")
+    if status == "ok":
+        raise ValueError(
+            f"document {upstream['doc_id']!r} is ok in {upstream_name}: process it, do not carry it"
+        )
+    if status == "rejected":
+        return make_row(schema, doc_id=upstream["doc_id"], status="rejected", error=error)
+    prefix = f"{upstream_name}: " if status == "error" else ""
+    return make_row(schema, doc_id=upstream["doc_id"], status="skipped", error=f"{prefix}{error}")
 
 
 def llm_columns(records: Sequence[CallRecord]) -> dict[str, Any]:

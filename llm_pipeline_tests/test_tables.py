@@ -18,6 +18,7 @@ from llm_pipeline.tables import (
     SCHEMAS,
     allocate_int,
     allocate_report_call,
+    carried_row,
     llm_columns,
     make_row,
     schema_for,
@@ -177,3 +178,36 @@ def test_report_call_allocation_keeps_an_unknown_cost_unknown() -> None:
     rows = allocate_report_call([_record(input_tokens=10, cost_usd=None)], 3)
     assert [r["cost_usd"] for r in rows] == [None, None, None]
     assert allocate_report_call([], 2) == [{}, {}]
+
+
+@pytest.mark.parametrize(
+    ("upstream", "status", "error"),
+    [
+        (
+            {"doc_id": "line-3", "status": "rejected", "error": "line 3: not valid JSON"},
+            "rejected",
+            "line 3: not valid JSON",
+        ),
+        (
+            {"doc_id": "d1", "status": "error", "error": "BadOutput: refused"},
+            "skipped",
+            "extracted_entities: BadOutput: refused",
+        ),
+        (
+            {"doc_id": "d2", "status": "skipped", "error": "extracted_entities: Timeout"},
+            "skipped",
+            "extracted_entities: Timeout",
+        ),
+    ],
+)
+def test_carried_rows_keep_the_reason_a_document_was_not_processed(
+    upstream: dict[str, Any], status: str, error: str
+) -> None:
+    row = carried_row(CORPUS_REPORT, upstream, upstream_name="extracted_entities")
+    assert (row["doc_id"], row["status"], row["error"]) == (upstream["doc_id"], status, error)
+    assert (row["included"], row["input_tokens"], row["cost_usd"]) == (False, 0, 0.0)
+
+
+def test_an_ok_document_is_never_carried() -> None:
+    with pytest.raises(ValueError, match="is ok in raw_documents"):
+        carried_row(EXTRACTED_ENTITIES, {"doc_id": "d", "status": "ok"}, upstream_name="raw_documents")
