@@ -11,7 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from llm_pipeline.io_managers import ParquetIOManager, PartitionTable, StagedTable, staging_writer
+from llm_pipeline.io_managers import (
+    ParquetIOManager,
+    PartitionTable,
+    StagedTable,
+    TableWriter,
+    staging_writer,
+)
 from llm_pipeline.partitions import daily_partitions
 from llm_pipeline.tables import CLASSIFICATIONS, RAW_DOCUMENTS, make_row
 
@@ -171,3 +177,16 @@ def test_staging_writer_takes_an_explicit_schema_for_tables_it_does_not_know(tmp
 
     _materialize([mystery], ParquetIOManager(data_dir=str(tmp_path)))
     assert pq.read_table(tmp_path / "warehouse" / "mystery" / f"{DAY}.parquet").schema == schema
+
+
+def test_a_staged_table_aimed_elsewhere_is_refused_and_discarded(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere" / f"{DAY}.parquet"
+
+    @dg.asset(partitions_def=daily_partitions)
+    def classifications() -> StagedTable:
+        return TableWriter(CLASSIFICATIONS, elsewhere).close()
+
+    with pytest.raises(ValueError, match=r"staged table was written for .*elsewhere"):
+        _materialize([classifications], ParquetIOManager(data_dir=str(tmp_path / "data")))
+    assert list(elsewhere.parent.iterdir()) == []
+    assert not (tmp_path / "data").exists()
