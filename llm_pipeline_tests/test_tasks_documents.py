@@ -24,6 +24,12 @@ def _one(raw: bytes, max_chars: int = 100) -> ParsedDocument:
     [
         (b"{not json\n", "not_json", "line 1: not valid JSON"),
         (b'{"id": "a", "text": "x"\n', "not_json", "at column"),
+        (
+            b'{"id": "a", "text": "x", "n": ' + b"9" * 5000 + b"}",
+            "not_json",
+            "JSON the parser refuses (ValueError",
+        ),
+        (b"[" * 100_000 + b"]" * 100_000, "not_json", "JSON the parser refuses (RecursionError"),
         (b"\n", "empty_line", "line 1: empty line"),
         (b"   \t\n", "empty_line", "empty line"),
         (b'["id", "text"]\n', "not_object", "expected a JSON object, got array"),

@@ -103,6 +103,8 @@ def _parse_line(line_no: int, raw: bytes, claimed: dict[str, int], max_chars: in
         obj = json.loads(decoded)
     except json.JSONDecodeError as exc:
         return reject("not_json", f"not valid JSON ({exc.msg} at column {exc.colno})")
+    except (ValueError, RecursionError) as exc:  # e.g. a 5,000-digit number, nesting 100,000 deep
+        return reject("not_json", f"JSON the parser refuses ({type(exc).__name__}: {str(exc)[:80]})")
     if not isinstance(obj, dict):
         return reject("not_object", f"expected a JSON object, got {_json_type(obj)}")
 
