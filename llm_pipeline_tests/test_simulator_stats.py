@@ -101,3 +101,17 @@ def test_control_rejects_bad_settings(simulator):
         simulator.control.configure(limits=Limits(), batch_p_errored=7)
     with pytest.raises(ValueError, match="positive"):
         Limits(rpm=0)
+
+
+async def test_a_reset_during_a_request_leaves_the_new_counters_balanced(anthropic_client, simulator):
+    """Regression: a request that began before `reset` used to decrement the new in-flight count."""
+    simulator.control.configure(latency=Latency(median_s=0.5))
+    call = asyncio.create_task(anthropic_client.messages.create(**request()))
+    for _ in range(200):
+        if simulator.control.stats()["in_flight"]:
+            break
+        await asyncio.sleep(0.01)
+    simulator.control.reset()
+    await call
+    stats = simulator.control.stats()
+    assert (stats["in_flight"], stats["attempts"], stats["successes"]) == (0, 0, 0)

@@ -132,8 +132,9 @@ class SimulatorService:
         request_id = new_id("req")
         billable = endpoint == "messages"
         status = 499  # unchanged if the client goes away (the handler is cancelled) first
+        stats = self.stats  # a reset meanwhile must not unbalance the new counters
         if billable:
-            self.stats.enter()
+            stats.enter()
         try:
             try:
                 body = await self._read(request, limit)
@@ -151,9 +152,9 @@ class SimulatorService:
             return response
         finally:
             if billable:
-                self.stats.leave(status)
+                stats.leave(status)
             if status:
-                self.stats.route(endpoint, status)
+                stats.route(endpoint, status)
 
     # -- Messages -------------------------------------------------------------------------
 
@@ -187,13 +188,14 @@ class SimulatorService:
         gullible = self.faults.faults.gullible
         params, input_tokens, answer, fp = self._prepare(params, gullible=gullible)
         model = params["model"]
+        stats, limiter = self.stats, self.limiter  # as they were when this request arrived
         booking: Booking | None = None
         headers: dict[str, str] = {}
-        if self.limiter.limited(model):
+        if limiter.limited(model):
             try:
-                booking, headers = self.limiter.reserve(model, input_tokens, params["max_tokens"])
+                booking, headers = limiter.reserve(model, input_tokens, params["max_tokens"])
             except RateLimited as limited:
-                self.stats.limiter_429 += 1
+                stats.limiter_429 += 1
                 raise ApiError(429, limited.message, headers=limited.headers) from None
         answer = self._with_output_fault(answer, decision)
         cache = self.prompt_cache.use(model, prompt_pieces(params), params.get("cache_control"))
@@ -212,8 +214,8 @@ class SimulatorService:
                 response = json_response(message, request_id, headers=headers)
         finally:
             if booking is not None:
-                self.limiter.settle(booking, answer.output_tokens)
-        self.stats.success(fp, usage)
+                limiter.settle(booking, answer.output_tokens)
+        stats.success(fp, usage)
         return response
 
     async def _count_tokens(
