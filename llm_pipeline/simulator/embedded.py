@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from llm_pipeline.simulator.app import build_app
 from llm_pipeline.simulator.config import SimulatorConfig
 from llm_pipeline.simulator.control import SimulatorControl
-from llm_pipeline.simulator.server import SimulatorService, build_app
+from llm_pipeline.simulator.server import SimulatorService
 
 if TYPE_CHECKING:
     from llm_pipeline.simulator.process import SimulatorProcess
@@ -51,8 +52,7 @@ class ServerRunner:
         return self.base_url
 
     async def stop(self) -> None:
-        if self.service.batches is not None:
-            self.service.batches.close()
+        self.service.batches.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

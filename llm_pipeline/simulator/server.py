@@ -1,4 +1,4 @@
-"""The Anthropic-compatible HTTP API: state, request pipeline and routes (aiohttp.web).
+"""The Anthropic-compatible API's state and request pipeline (routes: app.py).
 
 Every API request goes through the same steps, in the order the real service applies them:
 read the body (413 over the size limit) → authenticate (401) → fault injection (outage,
@@ -14,13 +14,12 @@ import asyncio
 import json
 import math
 import random
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
 from llm_pipeline.simulator import answers as answer_faults
-from llm_pipeline.simulator.admin import control_routes
 from llm_pipeline.simulator.answers import Answer, AnswerCache, generate
 from llm_pipeline.simulator.batches import BatchStore
 from llm_pipeline.simulator.config import SimulatorConfig
@@ -30,10 +29,10 @@ from llm_pipeline.simulator.promptcache import CacheUsage, PromptCache
 from llm_pipeline.simulator.ratelimit import Booking, RateLimited, RateLimiter
 from llm_pipeline.simulator.stats import Stats
 from llm_pipeline.simulator.streaming import stream_message
-from llm_pipeline.simulator.tokens import estimate_input_tokens, prompt_pieces
+from llm_pipeline.simulator.tokens import PromptPiece, estimate_input_tokens, prompt_pieces
 from llm_pipeline.simulator.wire import ApiError, error_response, json_response, new_id
 
-__all__ = ["BATCH_MAX_BYTES", "MESSAGES_MAX_BYTES", "SimulatorService", "build_app"]
+__all__ = ["BATCH_MAX_BYTES", "MESSAGES_MAX_BYTES", "Handler", "SimulatorService"]
 
 MESSAGES_MAX_BYTES = 32 * 1024 * 1024
 BATCH_MAX_BYTES = 256 * 1024 * 1024
@@ -53,6 +52,16 @@ _STATUS_FAULTS = {
 Handler = Callable[[web.Request, bytes, str, Decision], Awaitable[web.StreamResponse]]
 
 
+class _Prepared(NamedTuple):
+    """A validated Messages request and everything derived from it."""
+
+    params: Mapping[str, Any]
+    pieces: list[PromptPiece]
+    input_tokens: int
+    answer: Answer
+    fingerprint: str
+
+
 class _Dropped(Exception):
     """The connection was closed on purpose; there is no response to send."""
 
@@ -63,12 +72,9 @@ class SimulatorService:
     def __init__(self, config: SimulatorConfig) -> None:
         self.initial = config
         self._answers = AnswerCache(config.answer_cache_size)
-        self.batches: BatchStore | None = None
-        self.reset()
+        self._start()
 
-    def reset(self) -> None:
-        if self.batches is not None:
-            self.batches.close()
+    def _start(self) -> None:
         self.config = self.initial
         self.rng = random.Random(self.config.seed)
         self.stats = Stats()
@@ -77,16 +83,17 @@ class SimulatorService:
         self.prompt_cache = PromptCache(self.config.prompt_cache_min_tokens)
         self.batches = BatchStore(lambda: self.config, self._batch_answer, self.stats, self.rng)
 
+    def reset(self) -> None:
+        self.batches.close()
+        self._start()
+
     def reconfigure(self, config: SimulatorConfig) -> None:
-        """Adopt new settings; new limits start with full buckets."""
-        limits_changed = (config.limits, config.model_limits) != (
-            self.config.limits,
-            self.config.model_limits,
-        )
-        self.config = config
-        if limits_changed:
+        """Adopt new settings; changed limits start with full buckets."""
+        old, self.config = self.config, config
+        if (config.limits, config.model_limits) != (old.limits, old.model_limits):
             self.limiter = RateLimiter(lambda model: self.config.limits_for(model))
-        self.prompt_cache = PromptCache(config.prompt_cache_min_tokens)
+        if config.prompt_cache_min_tokens != old.prompt_cache_min_tokens:
+            self.prompt_cache = PromptCache(config.prompt_cache_min_tokens)
 
     # -- the pipeline shared by every API route --------------------------------------------
 
@@ -126,7 +133,7 @@ class SimulatorService:
         headers = {"retry-after": str(math.ceil(decision.retry_after_s))} if status == 429 else None
         raise ApiError(status, message, headers=headers)
 
-    async def _api(
+    async def serve(
         self, request: web.Request, endpoint: str, handler: Handler, limit: int = MESSAGES_MAX_BYTES
     ) -> web.StreamResponse:
         request_id = new_id("req")
@@ -148,6 +155,8 @@ class SimulatorService:
             except _Dropped:
                 status = 0
                 return web.Response(status=500)  # never sent: the socket is already closed
+            except ConnectionError:
+                return web.Response(status=499)  # the client left mid-stream; nothing to send to
             status = response.status
             return response
         finally:
@@ -159,20 +168,21 @@ class SimulatorService:
     # -- Messages -------------------------------------------------------------------------
 
     @staticmethod
-    def _parse(body: bytes) -> Any:
+    def parse(body: bytes) -> Any:
         try:
             return json.loads(body)
         except ValueError as exc:
             raise ApiError(400, f"Invalid JSON in request body: {exc}") from exc
 
-    def _prepare(self, params: Any, *, gullible: bool) -> tuple[Any, int, Answer, str]:
+    def _prepare(self, params: Any, *, gullible: bool) -> _Prepared:
         config = self.config
         validate(params, models=config.models, max_output_tokens=config.max_output_tokens)
-        input_tokens = estimate_input_tokens(params)
+        pieces = prompt_pieces(params)
+        input_tokens = estimate_input_tokens(params, pieces)
         check_context(input_tokens, config.context_window)
         fp = fingerprint(params)
         answer = self._answers.get((fp, gullible), lambda: generate(params, gullible=gullible))
-        return params, input_tokens, answer, fp
+        return _Prepared(params, pieces, input_tokens, answer, fp)
 
     def _with_output_fault(self, answer: Answer, decision: Decision) -> Answer:
         fault = self.faults.output_fault(decision)
@@ -181,12 +191,11 @@ class SimulatorService:
         self.stats.faults[fault] += 1
         return _OUTPUT_FAULTS[fault](answer)
 
-    async def _messages(
+    async def create_message(
         self, request: web.Request, body: bytes, request_id: str, decision: Decision
     ) -> web.StreamResponse:
-        params = self._parse(body)
-        gullible = self.faults.faults.gullible
-        params, input_tokens, answer, fp = self._prepare(params, gullible=gullible)
+        prepared = self._prepare(self.parse(body), gullible=self.faults.faults.gullible)
+        params, input_tokens, answer = prepared.params, prepared.input_tokens, prepared.answer
         model = params["model"]
         stats, limiter = self.stats, self.limiter  # as they were when this request arrived
         booking: Booking | None = None
@@ -198,7 +207,7 @@ class SimulatorService:
                 stats.limiter_429 += 1
                 raise ApiError(429, limited.message, headers=limited.headers) from None
         answer = self._with_output_fault(answer, decision)
-        cache = self.prompt_cache.use(model, prompt_pieces(params), params.get("cache_control"))
+        cache = self.prompt_cache.use(model, prepared.pieces, params.get("cache_control"))
         usage = build_usage(input_tokens, answer.output_tokens, cache, tier="standard")
         message = build_message(answer, model, usage)
         latency = self.config.latency
@@ -215,13 +224,13 @@ class SimulatorService:
         finally:
             if booking is not None:
                 limiter.settle(booking, answer.output_tokens)
-        stats.success(fp, usage)
+        stats.success(prepared.fingerprint, usage)
         return response
 
-    async def _count_tokens(
+    async def count_tokens(
         self, request: web.Request, body: bytes, request_id: str, decision: Decision
     ) -> web.StreamResponse:
-        params = self._parse(body)
+        params = self.parse(body)
         validate(
             params,
             models=self.config.models,
@@ -231,76 +240,7 @@ class SimulatorService:
         return json_response({"input_tokens": estimate_input_tokens(params)}, request_id)
 
     def _batch_answer(self, params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        params, input_tokens, answer, _ = self._prepare(params, gullible=self.faults.faults.gullible)
-        answer = self._with_output_fault(answer, Decision())
-        usage = build_usage(input_tokens, answer.output_tokens, CacheUsage(), tier="batch")
+        prepared = self._prepare(params, gullible=self.faults.faults.gullible)
+        answer = self._with_output_fault(prepared.answer, Decision())
+        usage = build_usage(prepared.input_tokens, answer.output_tokens, CacheUsage(), tier="batch")
         return build_message(answer, params["model"], usage), usage
-
-    # -- routes ---------------------------------------------------------------------------
-
-    def routes(self) -> list[web.RouteDef]:
-        def api(endpoint: str, handler: Handler, limit: int = MESSAGES_MAX_BYTES) -> Any:
-            async def route(request: web.Request) -> web.StreamResponse:
-                return await self._api(request, endpoint, handler, limit)
-
-            return route
-
-        batches = _BatchRoutes(self)
-        return [
-            web.post("/v1/messages", api("messages", self._messages)),
-            web.post("/v1/messages/count_tokens", api("count_tokens", self._count_tokens)),
-            web.post("/v1/messages/batches", api("batches", batches.create, BATCH_MAX_BYTES)),
-            web.get("/v1/messages/batches", api("batches", batches.list)),
-            web.get("/v1/messages/batches/{batch_id}", api("batches", batches.retrieve)),
-            web.delete("/v1/messages/batches/{batch_id}", api("batches", batches.delete)),
-            web.post("/v1/messages/batches/{batch_id}/cancel", api("batches", batches.cancel)),
-            web.get("/v1/messages/batches/{batch_id}/results", api("batch_results", batches.results)),
-        ]
-
-
-def _origin(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
-
-
-class _BatchRoutes:
-    """Thin adapters from HTTP to `BatchStore`."""
-
-    def __init__(self, service: SimulatorService) -> None:
-        self._service = service
-
-    @property
-    def _store(self) -> BatchStore:
-        assert self._service.batches is not None
-        return self._service.batches
-
-    async def create(self, request: web.Request, body: bytes, rid: str, _: Decision) -> web.StreamResponse:
-        return json_response(self._store.create(SimulatorService._parse(body), _origin(request)), rid)
-
-    async def list(self, request: web.Request, body: bytes, rid: str, _: Decision) -> web.StreamResponse:
-        return json_response(self._store.list(request.query, _origin(request)), rid)
-
-    async def retrieve(self, request: web.Request, body: bytes, rid: str, _: Decision) -> web.StreamResponse:
-        return json_response(self._store.retrieve(request.match_info["batch_id"], _origin(request)), rid)
-
-    async def cancel(self, request: web.Request, body: bytes, rid: str, _: Decision) -> web.StreamResponse:
-        return json_response(self._store.cancel(request.match_info["batch_id"], _origin(request)), rid)
-
-    async def delete(self, request: web.Request, body: bytes, rid: str, _: Decision) -> web.StreamResponse:
-        return json_response(self._store.delete(request.match_info["batch_id"]), rid)
-
-    async def results(self, request: web.Request, body: bytes, rid: str, _: Decision) -> web.StreamResponse:
-        data = self._store.results(request.match_info["batch_id"])
-        return web.Response(body=data, headers={"request-id": rid}, content_type="application/binary")
-
-
-async def _not_found(request: web.Request) -> web.StreamResponse:
-    request_id = new_id("req")
-    return error_response(ApiError(404, f"Not found: {request.method} {request.path}"), request_id)
-
-
-def build_app(service: SimulatorService) -> web.Application:
-    app = web.Application(client_max_size=BATCH_MAX_BYTES + 1024 * 1024)
-    app.add_routes(service.routes())
-    app.add_routes(control_routes(service))
-    app.router.add_route("*", "/{tail:.*}", _not_found)
-    return app
