@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -76,6 +80,27 @@ def json_request(schema: dict[str, Any], text: str = NEWS, **extra: Any) -> dict
 def test_same_request_same_answer():
     params = tool_request(Entities.model_json_schema())
     assert generate(params) == generate(json.loads(json.dumps(params)))
+
+
+def test_answers_do_not_depend_on_the_process_hash_seed():
+    code = (
+        "import json; from llm_pipeline.simulator.answers import generate; "
+        "from llm_pipeline_tests.test_simulator_answers import tool_request, Entities; "
+        "print(json.dumps(generate(tool_request(Entities.model_json_schema())).content, sort_keys=True))"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(outputs) == 1
 
 
 def test_entities_answer_fits_the_schema_and_names_the_documents_entities():

@@ -55,3 +55,23 @@ def test_limits_for_prefers_the_model_override():
     config = SimulatorConfig(limits=Limits(rpm=50), model_limits={"m": Limits(rpm=5)})
     assert config.limits_for("m").rpm == 5
     assert config.limits_for("other").rpm == 50
+
+
+def test_public_surface_is_pinned():
+    import llm_pipeline.simulator as simulator
+
+    assert sorted(simulator.__all__) == [
+        "ControlError",
+        "Faults",
+        "KNOWN_MODELS",
+        "Latency",
+        "Limits",
+        "ScheduledFault",
+        "Simulator",
+        "SimulatorConfig",
+        "SimulatorControl",
+        "SimulatorProcess",
+        "fingerprint",
+        "max_in_window",
+    ]
+    assert all(hasattr(simulator, name) for name in simulator.__all__)
