@@ -41,7 +41,7 @@ bench: install
 	$(BIN)/python -m benchmarks
 
 data: install
-	$(BIN)/python scripts/generate_sample_data.py
+	$(BIN)/python -m llm_pipeline.sample_data
 
 clean:
 	rm -rf $(VENV) data/warehouse .llm_state .pytest_cache .ruff_cache

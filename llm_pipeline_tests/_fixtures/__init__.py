@@ -1,1 +1,1 @@
-"""Fixture families, registered in `llm_pipeline_tests/conftest.py` through `pytest_plugins`."""
+"""Fixture families, registered from `llm_pipeline_tests/conftest.py` via `pytest_plugins`."""

@@ -1,0 +1,29 @@
+"""The single Dagster entry point: `dagster dev`, `dagster asset materialize -m llm_pipeline.definitions`.
+
+Nothing here reads the environment: resources resolve their settings when a run launches.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from llm_pipeline.assets.documents import raw_documents
+from llm_pipeline.checks import build_checks
+from llm_pipeline.config import PipelineConfig
+from llm_pipeline.io_managers import ParquetIOManager
+from llm_pipeline.jobs import daily_pipeline, nightly_schedule
+
+# The LLM assets (extracted_entities, classifications, corpus_report) join this list, in the
+# `PIPELINE_GROUP`, on the daily partitions; build_checks() then adds their checks by itself.
+pipeline_assets: list[dg.AssetsDefinition] = [raw_documents]
+
+defs = dg.Definitions(
+    assets=pipeline_assets,
+    asset_checks=build_checks(pipeline_assets),
+    jobs=[daily_pipeline],
+    schedules=[nightly_schedule],
+    resources={
+        "io_manager": ParquetIOManager(),
+        "pipeline_config": PipelineConfig(),
+    },  # ClaudeResource joins these resources together with the LLM assets.
+)

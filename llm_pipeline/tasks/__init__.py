@@ -1,0 +1,1 @@
+"""Pure pipeline steps: input validation, prompts, output schemas and parsing. No Dagster here."""
