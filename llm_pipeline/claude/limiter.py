@@ -183,6 +183,11 @@ class Limiter:
         if any(deltas):
             await self._store.adjust(self.name, deltas)
 
+    async def release(self, reservation: Reservation) -> None:
+        """Give back a whole booking whose request was never sent (e.g. the breaker said no)."""
+        costs = self._costs((1.0, float(reservation.input_tokens), float(reservation.output_tokens)))
+        await self._store.adjust(self.name, tuple(-c for c in costs))
+
     async def cool_down(self, until: float) -> None:
         """Pause every caller of this limiter (in every process sharing its state) until `until`."""
         seconds = until - self._clock.now()

@@ -34,10 +34,10 @@ class ClaudeSettings:
     itpm: float = 50_000.0
     otpm: float = 10_000.0
     #: Seconds of each rate the bucket may hold (capacity = rate x burst). Anthropic refills its
-    #: buckets continuously but warns that short bursts may be enforced at a finer grain than a
-    #: minute, so the default stays well below 60 s; it must still hold the largest `max_tokens`
-    #: (10,000 OTPM x 15 s = 2,500 output tokens).
-    burst_seconds: float = 15.0
+    #: buckets continuously up to the per-minute limit but warns that bursts may be enforced at a
+    #: finer grain, so the default is half a minute; it must still hold the largest `max_tokens`
+    #: (10,000 OTPM x 29 s after the margin = 4,833 output tokens).
+    burst_seconds: float = 30.0
 
     #: Calls in flight per process (the runner's worker count).
     max_concurrency: int = 32
