@@ -143,6 +143,15 @@ async def test_failed_probe_reopens_and_crashed_probe_expires(backend: StateBack
     assert (await backend.breaker.admit("m", POLICY, claim=True)).verdict == "probe", "released slot is free"
 
 
+async def test_success_while_closed_clears_the_failure_count(backend: StateBackend) -> None:
+    for i in range(2):
+        await backend.breaker.failure("m", POLICY, probe=False, error=f"e{i}")
+    assert (await backend.breaker.admit("m", POLICY, claim=True)).failures == 2
+    assert await backend.breaker.success("m", probe=False) is None
+    assert (await backend.breaker.admit("m", POLICY, claim=True)).failures == 0
+    assert await backend.breaker.failure("m", POLICY, probe=False, error="e") is None
+
+
 async def test_only_the_probe_closes_the_breaker(backend: StateBackend) -> None:
     for i in range(3):
         await backend.breaker.failure("m", POLICY, probe=False, error=f"e{i}")

@@ -49,6 +49,7 @@ __all__ = [
     "PermanentError",
     "Progress",
     "RateLimited",
+    "Request",
     "RetryPolicy",
     "RetryableError",
     "Runner",

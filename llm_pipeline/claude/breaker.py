@@ -1,12 +1,15 @@
 """A circuit breaker per model whose state every process of a deployment shares.
 
-    closed ──threshold counted failures within window_s──► open ──open_s──► half-open
+    closed ──threshold counted failures within window_s, none succeeded between──► open
+    open ──open_s──► half-open
     half-open: exactly one caller (the probe) goes through; everyone else still fails fast
     probe succeeds ──► closed            probe fails ──► open again
 
 Counted failures are the ones that say the upstream is unhealthy: 5xx, 529, timeouts, dropped
-connections. A 429 is the limiter's business (the upstream is healthy, we are too fast) and a
-`PermanentError` is the request's fault; neither counts. When a probe meets one of those, the
+connections; a success clears the count (a few percent of 5xx at high throughput is noise that
+retries absorb, an outage is a run of failures with no success). A 429 is the limiter's
+business (the upstream is healthy, we are too fast) and a `PermanentError` is the request's
+fault; neither counts. When a probe meets one of those, the
 upstream did answer, so the probe counts as a success.
 
 Fail-fast means `CircuitOpen` naming the breaker and the last upstream error, without waiting for
@@ -44,6 +47,8 @@ class Pass:
     """Permission for one attempt; `probe` marks the single half-open trial."""
 
     probe: bool
+    #: Failures were on record when admitted, so a success must clear them (else it writes nothing).
+    dirty: bool = True
 
 
 class Breaker:
@@ -97,7 +102,7 @@ class Breaker:
         self._last = admission
         if admission.verdict == "reject":
             raise self._reject(admission)
-        return Pass(probe=admission.verdict == "probe")
+        return Pass(probe=admission.verdict == "probe", dirty=admission.failures > 0)
 
     async def record(self, granted: Pass, error: BaseException | None = None) -> None:
         """Report how the admitted attempt ended (None = success)."""
@@ -105,8 +110,10 @@ class Breaker:
             transition = await self._store.failure(
                 self.name, self.policy, probe=granted.probe, error=str(error)
             )
-        else:
+        elif granted.probe or granted.dirty:
             transition = await self._store.success(self.name, probe=granted.probe)
+        else:
+            transition = None
         if transition is not None and self._on_event is not None:
             self._on_event(BreakerEvent(self.name, transition, "" if error is None else str(error)))
 

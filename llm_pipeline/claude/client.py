@@ -81,18 +81,28 @@ class Client:
         if model not in self._limiters:
             s = self.settings
             self._limiters[model] = Limiter(
-                model, self._state.limiter, rpm=s.rpm, itpm=s.itpm, otpm=s.otpm, burst_seconds=s.burst_seconds,
+                model,
+                self._state.limiter,
+                rpm=s.rpm,
+                itpm=s.itpm,
+                otpm=s.otpm,
+                burst_seconds=s.burst_seconds,
                 clock=self._clock,
-            )  # fmt: skip
+            )
         return self._limiters[model]
 
     def breaker_for(self, model: str) -> Breaker:
         if model not in self._breakers:
             s = self.settings
             self._breakers[model] = Breaker(
-                model, self._state.breaker, threshold=s.breaker_threshold, window_s=s.breaker_window_s,
-                open_s=s.breaker_open_s, probe_ttl_s=s.timeout_s + _PROBE_GRACE_S, on_event=self._on_event,
-            )  # fmt: skip
+                model,
+                self._state.breaker,
+                threshold=s.breaker_threshold,
+                window_s=s.breaker_window_s,
+                open_s=s.breaker_open_s,
+                probe_ttl_s=s.timeout_s + _PROBE_GRACE_S,
+                on_event=self._on_event,
+            )
         return self._breakers[model]
 
     async def call(self, request: Request) -> CallResult:
@@ -169,10 +179,16 @@ class Client:
         answered = request.with_model(hit.model) if hit.model != request.model else request
         usage = hit.message.usage
         record = CallRecord(
-            key=request.key, model=hit.model, outcome="ok", input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens, cost_usd=0.0, cached=True, fallback=hit.model != request.model,
+            key=request.key,
+            model=hit.model,
+            outcome="ok",
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=0.0,
+            cached=True,
+            fallback=hit.model != request.model,
             stop_reason=hit.message.stop_reason,
-        )  # fmt: skip
+        )
         self._emit(record)
         return CallResult(answered, record, message=hit.message)
 
@@ -189,18 +205,27 @@ class Client:
         latency_ms = tally.latency_s * 1000.0
         wait_ms = max(0.0, (self._clock.now() - began) * 1000.0 - latency_ms)
         common = {
-            "key": request.key, "model": request.model, "latency_ms": latency_ms, "wait_ms": wait_ms,
-            "attempts": tally.attempts, "rate_limited": tally.rate_limited, "fallback": fallback,
+            "key": request.key,
+            "model": request.model,
+            "latency_ms": latency_ms,
+            "wait_ms": wait_ms,
+            "attempts": tally.attempts,
+            "rate_limited": tally.rate_limited,
+            "fallback": fallback,
             "request_id": tally.request_id,
-        }  # fmt: skip
+        }
         if message is not None:
             usage = message.usage
             record = CallRecord(
-                outcome="ok", input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                outcome="ok",
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
                 cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
                 cache_read_input_tokens=usage.cache_read_input_tokens or 0,
-                cost_usd=cost(request.model, usage), stop_reason=message.stop_reason, **common,
-            )  # fmt: skip
+                cost_usd=cost(request.model, usage),
+                stop_reason=message.stop_reason,
+                **common,
+            )
         else:
             assert error is not None
             record = CallRecord(outcome="error", error_type=type(error).__name__, error=str(error), **common)

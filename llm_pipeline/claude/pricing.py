@@ -92,19 +92,11 @@ def cost(model: str, usage: Any, *, batch: bool = False) -> float | None:
     written = int(_field(usage, "cache_creation_input_tokens") or 0)
     read = int(_field(usage, "cache_read_input_tokens") or 0)
     breakdown = _field(usage, "cache_creation")
-    if breakdown is not None:
-        written_1h = int(_field(breakdown, "ephemeral_1h_input_tokens") or 0)
-        written_5m = (
-            max(0, written - written_1h)
-            if written
-            else int(_field(breakdown, "ephemeral_5m_input_tokens") or 0)
-        )
-    else:
-        written_1h, written_5m = 0, written
-    price = pricing.base
-    if pricing.long_prompt is not None and pricing.long_prompt_tokens is not None:
-        if tokens_in + written_5m + written_1h + read > pricing.long_prompt_tokens:
-            price = pricing.long_prompt
+    written_1h = int(_field(breakdown, "ephemeral_1h_input_tokens") or 0) if breakdown is not None else 0
+    written_5m = max(0, written - written_1h)
+    prompt = tokens_in + written + read
+    long_band = pricing.long_prompt_tokens is not None and prompt > pricing.long_prompt_tokens
+    price = pricing.long_prompt if long_band and pricing.long_prompt is not None else pricing.base
     total = (
         tokens_in * price.input
         + written_5m * price.cache_write_5m

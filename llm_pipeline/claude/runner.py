@@ -129,7 +129,7 @@ class Runner:
                         break
                     index, item = pulled
                     results.put_nowait((index, await fn(item)))
-            except Exception as exc:  # the one boundary: the consumer cancels the rest and re-raises it
+            except Exception as exc:  # noqa: BLE001 - the one boundary: the consumer cancels the rest, re-raises
                 results.put_nowait(_Failed(exc))
             else:
                 results.put_nowait(_FINISHED)

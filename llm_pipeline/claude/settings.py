@@ -48,8 +48,9 @@ class ClaudeSettings:
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
 
-    #: Counted failures (5xx, 529, timeouts, dropped connections) within the window that open
-    #: the breaker, and how long it then stays open before one probe is let through.
+    #: Counted failures (5xx, 529, timeouts, dropped connections) within the window, with no
+    #: success in between, that open the breaker; and how long it then stays open before one
+    #: probe is let through.
     breaker_threshold: int = 10
     breaker_window_s: float = 30.0
     breaker_open_s: float = 15.0

@@ -46,9 +46,13 @@ async def open_client(
         sdk = build_sdk_client(settings)
         try:
             retry = RetryPolicy(
-                max_attempts=settings.max_attempts, base_s=settings.backoff_base_s, cap_s=settings.backoff_cap_s,
-                rng=rng, clock=clock, on_event=on_event,
-            )  # fmt: skip
+                max_attempts=settings.max_attempts,
+                base_s=settings.backoff_base_s,
+                cap_s=settings.backoff_cap_s,
+                rng=rng,
+                clock=clock,
+                on_event=on_event,
+            )
             yield Client(
                 settings,
                 sdk=sdk,

@@ -1,8 +1,12 @@
 """The breaker's state machine as pure functions over a stored row (the backends persist rows).
 
-    closed ──(threshold counted failures within window)──► open
+    closed ──(threshold counted failures within window, no success in between)──► open
     open ──(open_s elapsed)──► half-open: the first caller claims the probe slot, others fail fast
     half-open ──probe succeeds──► closed      half-open ──probe fails──► open again
+
+A success while closed clears the count: at high throughput a steady trickle of 5xx (a few
+percent, which retries absorb) would otherwise reach any fixed threshold within any window,
+while an outage, where nothing succeeds, reaches it at once.
 
 `opened_until == 0` means closed; `now < opened_until` open; otherwise half-open. The probe slot
 is a claim with an expiry (`probe_until`), so a prober that crashed frees it after `probe_ttl`.
@@ -49,13 +53,15 @@ class Admission:
     last_error: str
     #: Seconds until a probe may be tried (0 when closed or half-open).
     retry_in_s: float
+    #: Counted failures on record (closed state), so a success knows whether it must clear them.
+    failures: int = 0
 
 
 def admit(row: BreakerRow, now: float, policy: BreakerPolicy, *, claim: bool) -> Admission:
     """Closed admits; open rejects; half-open admits one prober (`claim=False` only looks)."""
     state = row.state(now)
     if state == "closed":
-        return Admission("allow", state, row.last_error, 0.0)
+        return Admission("allow", state, row.last_error, 0.0, len(row.failures))
     if state == "open":
         return Admission("reject", state, row.last_error, row.opened_until - now)
     if row.probe_until > now:
@@ -85,8 +91,11 @@ def on_failure(
 
 
 def on_success(row: BreakerRow, *, probe: bool) -> Transition | None:
-    """Only the probe's success closes the breaker; stragglers from before the outage do not."""
-    if not probe or row.opened_until == 0.0:
+    """A success clears the failure count; only the probe's closes an open breaker."""
+    if row.opened_until == 0.0:
+        row.failures = []
+        return None
+    if not probe:
         return None
     row.opened_until, row.probe_until, row.failures = 0.0, 0.0, []
     return "closed"

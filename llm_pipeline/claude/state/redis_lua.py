@@ -126,13 +126,13 @@ end
 if op == 'admit' then
   local claim, ttl = ARGV[2], tonumber(ARGV[3])
   local st = state()
-  if st == 'closed' then return {'allow', st, last, '0'} end
-  if st == 'open' then return {'reject', st, last, fmt(opened - t)} end
-  if probe > t then return {'reject', st, last, fmt(probe - t)} end
-  if claim == '0' then return {'allow', st, last, '0'} end
+  if st == 'closed' then return {'allow', st, last, '0', tostring(#failures)} end
+  if st == 'open' then return {'reject', st, last, fmt(opened - t), '0'} end
+  if probe > t then return {'reject', st, last, fmt(probe - t), '0'} end
+  if claim == '0' then return {'allow', st, last, '0', '0'} end
   probe = t + ttl
   save()
-  return {'probe', st, last, '0'}
+  return {'probe', st, last, '0', '0'}
 elseif op == 'failure' then
   local is_probe, err = ARGV[2], ARGV[3]
   local threshold, window, open_s = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -156,7 +156,11 @@ elseif op == 'failure' then
   save()
   return ''
 elseif op == 'success' then
-  if ARGV[2] ~= '1' or opened == 0 then return '' end
+  if opened == 0 then
+    if #failures > 0 then failures = {} save() end
+    return ''
+  end
+  if ARGV[2] ~= '1' then return '' end
   opened, probe, failures = 0, 0, {}
   save()
   return 'closed'

@@ -65,10 +65,10 @@ class RedisBreakerStore:
         return await self._script(keys=[f"{PREFIX}breaker:{name}"], args=list(args))
 
     async def admit(self, name: str, policy: BreakerPolicy, *, claim: bool) -> Admission:
-        verdict, state, last_error, retry_in = await self._run(  # type: ignore[misc]
+        verdict, state, last_error, retry_in, failures = await self._run(  # type: ignore[misc]
             name, "admit", "1" if claim else "0", _num(policy.probe_ttl_s)
         )
-        return Admission(verdict, state, last_error, float(retry_in))
+        return Admission(verdict, state, last_error, float(retry_in), int(failures))
 
     async def failure(
         self, name: str, policy: BreakerPolicy, *, probe: bool, error: str
@@ -85,9 +85,7 @@ class RedisBreakerStore:
         return reply or None  # type: ignore[return-value]
 
     async def success(self, name: str, *, probe: bool) -> Transition | None:
-        if not probe:
-            return None
-        return (await self._run(name, "success", "1")) or None  # type: ignore[return-value]
+        return (await self._run(name, "success", "1" if probe else "0")) or None  # type: ignore[return-value]
 
     async def release(self, name: str) -> None:
         await self._run(name, "release")

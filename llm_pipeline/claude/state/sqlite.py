@@ -150,8 +150,6 @@ class SqliteBreakerStore:
             return circuit.on_failure(row, self._now(), policy, probe=probe, error=error)
 
     async def success(self, name: str, *, probe: bool) -> Transition | None:
-        if not probe:
-            return None
         with self._row(name) as row:
             return circuit.on_success(row, probe=probe)
 
