@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -103,7 +104,7 @@ def run_workers(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for i in range(processes)
     ]
     summaries = []
@@ -176,7 +177,7 @@ async def test_5_retry_after_pauses_every_caller_once(simulator: Simulator) -> N
     assert stats["attempts"] == 63, "each rate-limited request was retried exactly once"
     assert sum(r.rate_limited for r in records) == 3
     times = sorted(stats["success_times"])
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     long_gaps = [g for g in gaps if g > 1.0]
     assert len(long_gaps) == 1, "one shared pause, not a staggered series of retries"
     assert long_gaps[0] >= 2.9, "nothing was sent (and answered) during the pause"
