@@ -22,7 +22,7 @@ from llm_pipeline.claude import (
 )
 from llm_pipeline.claude.metrics import summarize
 from llm_pipeline.claude.pricing import cost
-from llm_pipeline.simulator import ScheduledFault, Simulator, fingerprint
+from llm_pipeline.simulator import Limits, ScheduledFault, Simulator, fingerprint
 from llm_pipeline_tests._claude_calls import MODEL, request, settings
 
 
@@ -200,3 +200,19 @@ async def test_live_tasks_stay_bounded_through_the_whole_stack(simulator: Simula
             ok += result.ok
     assert ok == 2_000
     assert peak <= 2 * concurrency + 3, f"{peak} live tasks"
+
+
+async def test_headers_teach_the_limiter_about_traffic_it_did_not_book(
+    simulator: Simulator, anthropic_client
+) -> None:
+    """Another client of the same account drained the bucket; `observe` catches up from the
+    `anthropic-ratelimit-requests-remaining` header after one call instead of bursting into 429s."""
+    rpm, burst = 600, 5.0  # 10/s, a bucket of 50
+    simulator.control.configure(limits=Limits(rpm=rpm, burst_seconds=burst))
+    for i in range(45):  # someone else's traffic, outside our limiter
+        await anthropic_client.messages.create(**request(i, prefix="other").params)
+    async with open_client(settings(simulator.base_url, rpm=rpm, burst_seconds=burst)) as client:
+        assert (await client.call(request(0))).ok
+        results = await Runner(16).run(client.call, [request(i) for i in range(1, 30)])
+    assert all(r.ok for r in results)
+    assert simulator.control.stats()["limiter_429"] <= 1

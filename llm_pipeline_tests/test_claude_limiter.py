@@ -276,3 +276,13 @@ def test_reservation_is_frozen() -> None:
     booked = Reservation(1, 2, 0.0)
     with pytest.raises(AttributeError):
         booked.input_tokens = 3  # type: ignore[misc]
+
+
+async def test_release_gives_back_a_booking_that_was_never_sent() -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=60, burst=1.0)
+    unsent = await limiter.reserve(0, 0)
+    await limiter.release(unsent)
+    again = asyncio.create_task(limiter.reserve(0, 0))
+    await clock.advance(0)
+    assert again.done(), "the released request slot is free at once"

@@ -13,7 +13,6 @@ use it, and closed (SDK HTTP pool, SQLite files, Redis pool) when it exits, erro
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -39,7 +38,6 @@ async def open_client(
     rng: random.Random | None = None,
 ) -> AsyncIterator[Client]:
     """A ready `Client` for this loop; `on_record` gets every CallRecord, `on_event` retry/breaker events."""
-    asyncio.get_running_loop()  # fail loudly when called outside a running loop
     clock = clock or SystemClock()
     state = open_state(settings.state, clock.now)
     try:
