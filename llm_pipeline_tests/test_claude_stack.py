@@ -37,13 +37,17 @@ async def test_closing_the_stack_closes_state_and_sdk(simulator: Simulator, tmp_
         await state.ledger.stats()
 
 
-async def test_closes_even_when_the_body_fails(simulator: Simulator, tmp_path) -> None:
-    config = settings(simulator.base_url)
-    with pytest.raises(KeyError):
-        async with open_client(config) as client:
-            sdk = client._sdk
+async def test_closes_even_when_the_body_fails(simulator: Simulator) -> None:
+    seen = []
+
+    async def failing_body() -> None:
+        async with open_client(settings(simulator.base_url)) as client:
+            seen.append(client._sdk)
             raise KeyError("boom")
-    assert sdk.is_closed()
+
+    with pytest.raises(KeyError):
+        await failing_body()
+    assert seen[0].is_closed()
 
 
 def test_settings_hide_the_key_and_validate() -> None:
