@@ -2,17 +2,14 @@
 
 `FakeClock` keeps sleepers in a heap ordered by wake-up time (then by arrival), like aiolimiter's
 `MockLoopTime`: a test moves time with `advance`/`advance_to` and checks exactly who was released
-at each step. `autopilot()` runs a background task that jumps to the next wake-up whenever every
-task is blocked, so code with many sleeps (retries, cool-downs) runs in virtual time, in order.
+at each step. Sleeps are also recorded in `sleeps`, like tenacity's `sleep=intervals.append`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
-from collections.abc import AsyncIterator
 
 __all__ = ["FakeClock"]
 
@@ -72,27 +69,6 @@ class FakeClock:
             await _settle()
         self._now = max(self._now, when)
         await _settle()
-
-    @contextlib.asynccontextmanager
-    async def autopilot(self) -> AsyncIterator[None]:
-        """Jump to the next wake-up whenever all tasks are blocked, until the block exits."""
-
-        async def drive() -> None:
-            while True:
-                await _settle()
-                wake = self.next_wakeup()
-                if wake is None:
-                    await asyncio.sleep(0.001)
-                else:
-                    await self.advance_to(wake)
-
-        driver = asyncio.create_task(drive())
-        try:
-            yield
-        finally:
-            driver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await driver
 
     def __repr__(self) -> str:
         return f"FakeClock(now={self._now}, sleepers={self.sleepers})"

