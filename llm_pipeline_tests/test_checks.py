@@ -15,7 +15,7 @@ from llm_pipeline.assets.documents import raw_documents
 from llm_pipeline.checks import build_checks, coverage_verdict, error_rate_verdict, taxonomy_verdict
 from llm_pipeline.config import PipelineConfig
 from llm_pipeline.io_managers import ParquetIOManager, PartitionTable
-from llm_pipeline.partitions import daily_partitions
+from llm_pipeline.partitions import daily_backfill_policy, daily_partitions
 from llm_pipeline.tables import SCHEMAS, make_row
 
 DAY = "2026-11-20"
@@ -105,7 +105,12 @@ RowsFn = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 def _stand_in(name: str, upstream: str, rows_fn: RowsFn) -> dg.AssetsDefinition:
     """A hand-made LLM table: rows derived from its upstream partition by `rows_fn`."""
 
-    @dg.asset(name=name, partitions_def=daily_partitions, ins={"upstream": dg.AssetIn(upstream)})
+    @dg.asset(
+        name=name,
+        partitions_def=daily_partitions,
+        backfill_policy=daily_backfill_policy,
+        ins={"upstream": dg.AssetIn(upstream)},
+    )
     def stand_in(upstream: PartitionTable) -> pd.DataFrame:
         rows = [row for batch in upstream.iter_batches(columns=["doc_id", "status"]) for row in batch]
         return pd.DataFrame(
