@@ -83,9 +83,16 @@ async def _stack(
     base_url: str, transport: str, state: str | None, n: int, concurrency: int, warmup: int
 ) -> float:
     settings = ClaudeSettings(
-        api_key="sk-sim-bench", base_url=base_url, rpm=1e9, itpm=1e12, otpm=1e12, burst_seconds=60,
-        max_concurrency=concurrency, transport=transport, state=state,
-    )  # fmt: skip
+        api_key="sk-sim-bench",
+        base_url=base_url,
+        rpm=1e9,
+        itpm=1e12,
+        otpm=1e12,
+        burst_seconds=60,
+        max_concurrency=concurrency,
+        transport=transport,
+        state=state,
+    )
     async with open_client(settings) as client:
         tag = f"{transport}-{'sqlite' if state else 'memory'}"
         await _drive(client.call, f"warm-stack-{tag}", warmup, concurrency)

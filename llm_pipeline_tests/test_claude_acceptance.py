@@ -3,7 +3,8 @@
 1. injected 429/500/529/drops: every request succeeds, each answered exactly once
 2. RPM, then ITPM, as the binding limit: the simulator's limiter 429s stay under 1% of attempts
 3. several OS processes sharing SQLite (and Redis) state stay within one shared limit
-4. a total outage opens the breaker: the rest fails fast, naming the breaker and the last error
+4. a total outage opens the breaker: the rest fails fast, naming the breaker and the last error;
+   with a fallback model configured, the fallback answers and the rows say so
 5. a 429 with retry-after: 3 pauses every concurrent caller once; nothing is sent meanwhile
 (6, the 100,000-item task bound, is in test_claude_runner.py; 7 in the unit-test modules.)
 """
@@ -22,7 +23,7 @@ import pytest
 from llm_pipeline.claude import CallRecord, CircuitOpen, Runner, open_client
 from llm_pipeline.claude.retry import RetryEvent
 from llm_pipeline.simulator import Limits, ScheduledFault, Simulator
-from llm_pipeline_tests._claude_calls import MODEL, request, settings
+from llm_pipeline_tests._claude_calls import FALLBACK, MODEL, request, settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -160,6 +161,32 @@ async def test_4_total_outage_opens_the_breaker_and_the_rest_fails_fast(simulato
     assert "last upstream error: ServerError: 500 api_error" in message
     assert any(getattr(e, "transition", None) == "opened" for e in events)
     assert elapsed < 30.0, "very generous: failing fast takes well under a second per request"
+
+
+@pytest.mark.slow
+async def test_4b_with_a_fallback_model_the_outage_is_answered_by_the_fallback(simulator: Simulator) -> None:
+    simulator.control.set_faults(outage=500, models=[MODEL])  # only the primary is down
+    threshold, concurrency, attempts = 5, 8, 4
+    config = settings(
+        simulator.base_url,
+        fallback_model=FALLBACK,
+        breaker_threshold=threshold,
+        breaker_open_s=60,
+        max_attempts=attempts,
+        max_concurrency=concurrency,
+    )
+    async with open_client(config) as client:
+        results = await Runner(concurrency).run(client.call, [request(i) for i in range(200)], ordered=False)
+    assert [r.record.error for r in results if not r.ok] == []
+    assert {(r.record.model, r.record.fallback, r.request.model) for r in results} == {
+        (FALLBACK, True, FALLBACK)
+    }
+    stats = simulator.control.stats()
+    assert stats["status_counts"].get("500", 0) <= threshold + concurrency, (
+        "the broken primary was left alone"
+    )
+    assert stats["successes"] == 200
+    assert stats["max_successes_per_request"] == 1
 
 
 @pytest.mark.slow
