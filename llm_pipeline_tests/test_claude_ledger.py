@@ -141,3 +141,12 @@ async def test_sqlite_ledger_is_durable_across_reopen(tmp_path) -> None:
         assert (tmp_path / "ledger.sqlite").exists()
     finally:
         await second.aclose()
+
+
+async def test_endpoints_never_share_answers(state: StateBackend) -> None:
+    """Regression guard: a simulator demo and a real run sharing one state dir must not share answers."""
+    clock: FakeClock = state.clock  # type: ignore[attr-defined]
+    request = Request(key="doc-1", params=BASE)
+    await Ledger(state.ledger, clock=clock, namespace="127.0.0.1").put(request, message("simulated"))
+    assert await Ledger(state.ledger, clock=clock, namespace="api.anthropic.com").get(request) is None
+    assert await Ledger(state.ledger, clock=clock, namespace="127.0.0.1").get(request) is not None

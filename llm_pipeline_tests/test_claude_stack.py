@@ -56,3 +56,16 @@ def test_settings_hide_the_key_and_validate() -> None:
         ClaudeSettings(rpm=0)
     with pytest.raises(ValueError, match="transport"):
         ClaudeSettings(transport="curl")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("base_url", "endpoint"),
+    [
+        (None, "api.anthropic.com"),
+        ("https://api.anthropic.com", "api.anthropic.com"),
+        ("http://127.0.0.1:8787", "127.0.0.1"),
+        ("http://127.0.0.1:40123/", "127.0.0.1"),
+    ],
+)
+def test_state_is_kept_apart_per_endpoint_host(base_url: str | None, endpoint: str) -> None:
+    assert ClaudeSettings(base_url=base_url).endpoint == endpoint

@@ -54,7 +54,7 @@ class Pass:
 class Breaker:
     """Guards one model: `check` before waiting, `admit` before sending, `record` after."""
 
-    __slots__ = ("_last", "_on_event", "_store", "name", "policy")
+    __slots__ = ("_key", "_last", "_on_event", "_store", "name", "policy")
 
     def __init__(
         self,
@@ -66,8 +66,11 @@ class Breaker:
         open_s: float,
         probe_ttl_s: float,
         on_event: Callable[[BreakerEvent], None] | None = None,
+        namespace: str = "",
     ) -> None:
         self.name = name
+        #: Where the state lives: per endpoint, so a simulator's outage never opens the real API's.
+        self._key = f"{namespace}/{name}" if namespace else name
         self.policy = BreakerPolicy(
             threshold=threshold, window_s=window_s, open_s=open_s, probe_ttl_s=probe_ttl_s
         )
@@ -91,14 +94,14 @@ class Breaker:
 
     async def check(self) -> None:
         """Fail fast (CircuitOpen) when this attempt would be rejected; claims nothing."""
-        admission = await self._store.admit(self.name, self.policy, claim=False)
+        admission = await self._store.admit(self._key, self.policy, claim=False)
         self._last = admission
         if admission.verdict == "reject":
             raise self._reject(admission)
 
     async def admit(self) -> Pass:
         """Claim the right to send one attempt (the probe slot when half-open) or raise CircuitOpen."""
-        admission = await self._store.admit(self.name, self.policy, claim=True)
+        admission = await self._store.admit(self._key, self.policy, claim=True)
         self._last = admission
         if admission.verdict == "reject":
             raise self._reject(admission)
@@ -108,10 +111,10 @@ class Breaker:
         """Report how the admitted attempt ended (None = success)."""
         if error is not None and self.counts(error):
             transition = await self._store.failure(
-                self.name, self.policy, probe=granted.probe, error=str(error)
+                self._key, self.policy, probe=granted.probe, error=str(error)
             )
         elif granted.probe or granted.dirty:
-            transition = await self._store.success(self.name, probe=granted.probe)
+            transition = await self._store.success(self._key, probe=granted.probe)
         else:
             transition = None
         if transition is not None and self._on_event is not None:
@@ -120,7 +123,7 @@ class Breaker:
     async def release(self, granted: Pass) -> None:
         """The attempt was abandoned (cancelled) without a verdict: free the probe slot."""
         if granted.probe:
-            await self._store.release(self.name)
+            await self._store.release(self._key)
 
     def __repr__(self) -> str:
         state = "unknown" if self._last is None else self._last.state

@@ -66,7 +66,7 @@ class Client:
         on_event: EventSink | None = None,
     ) -> None:
         self.settings = settings
-        self.ledger = Ledger(state.ledger, clock=clock, refresh=settings.refresh)
+        self.ledger = Ledger(state.ledger, clock=clock, refresh=settings.refresh, namespace=settings.endpoint)
         self._sdk = sdk
         self._state = state
         self._clock = clock
@@ -88,6 +88,7 @@ class Client:
                 otpm=s.otpm,
                 burst_seconds=s.burst_seconds,
                 clock=self._clock,
+                namespace=s.endpoint,
             )
         return self._limiters[model]
 
@@ -102,6 +103,7 @@ class Client:
                 open_s=s.breaker_open_s,
                 probe_ttl_s=s.timeout_s + _PROBE_GRACE_S,
                 on_event=self._on_event,
+                namespace=s.endpoint,
             )
         return self._breakers[model]
 

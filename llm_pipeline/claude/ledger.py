@@ -12,6 +12,11 @@ tool_choice, output_config, max_tokens, temperature, top_p, top_k, stop_sequence
 any other parameter, since an unknown key may change the answer. Excluded (they cannot):
 `metadata`, `stream`, `service_tier` and the SDK's `extra_*`/`timeout` options.
 
+Entries are stored under `<endpoint host>:<fingerprint>`: the endpoint determines the answer as
+much as the prompt does, and a state directory shared by a simulator demo and real runs must
+never serve a simulated answer as Claude's. (Simulators on different ports share `127.0.0.1`;
+their answers are deterministic.)
+
 Storage follows `settings.state`: memory, a WAL SQLite file `ledger.sqlite` in the state
 directory, or Redis. `refresh=True` skips lookups for a run (after a prompt fix) but still
 writes, so the next normal run sees the fresh answers.
@@ -60,12 +65,19 @@ class LedgerHit:
 class Ledger:
     """Lookups before a call, writes right after a success."""
 
-    __slots__ = ("_clock", "_store", "refresh")
+    __slots__ = ("_clock", "_store", "namespace", "refresh")
 
-    def __init__(self, store: LedgerStore, *, clock: Clock, refresh: bool = False) -> None:
+    def __init__(
+        self, store: LedgerStore, *, clock: Clock, refresh: bool = False, namespace: str = ""
+    ) -> None:
         self._store = store
         self._clock = clock
         self.refresh = refresh
+        self.namespace = namespace
+
+    def _key(self, request: Request) -> str:
+        digest = fingerprint(request.params)
+        return f"{self.namespace}:{digest}" if self.namespace else digest
 
     async def get(self, request: Request, *, also_models: Sequence[str] = ()) -> LedgerHit | None:
         """The stored answer for `request`, or for the same request sent to one of `also_models`.
@@ -76,7 +88,7 @@ class Ledger:
         if self.refresh:
             return None
         variants = [request, *(request.with_model(m) for m in also_models if m != request.model)]
-        entry = await self._store.get([fingerprint(v.params) for v in variants])
+        entry = await self._store.get([self._key(v) for v in variants])
         if entry is None:
             return None
         return LedgerHit(
@@ -90,7 +102,7 @@ class Ledger:
     async def put(self, request: Request, message: Message) -> None:
         await self._store.put(
             LedgerEntry(
-                fingerprint=fingerprint(request.params),
+                fingerprint=self._key(request),
                 key=request.key,
                 model=request.model,
                 message_json=message.model_dump_json(),

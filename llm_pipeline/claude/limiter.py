@@ -101,6 +101,7 @@ class Limiter:
         "_clock",
         "_ids",
         "_intervals",
+        "_key",
         "_store",
         "_tolerance",
         "_waiters",
@@ -118,11 +119,14 @@ class Limiter:
         burst_seconds: float,
         clock: Clock,
         safety_margin_s: float | None = None,
+        namespace: str = "",
     ) -> None:
         margin = default_safety_margin(burst_seconds) if safety_margin_s is None else safety_margin_s
         if not 0 <= margin < burst_seconds:
             raise ValueError(f"safety margin {margin} s must be in [0, burst_seconds={burst_seconds})")
         self.name = name
+        #: Where the state lives: per endpoint, so simulator runs never spend the real account's budget.
+        self._key = f"{namespace}/{name}" if namespace else name
         self._store = store
         self._clock = clock
         self._intervals = (60.0 / rpm, 60.0 / itpm, 60.0 / otpm)
@@ -155,20 +159,20 @@ class Limiter:
                     "prompt, or raise the limit or burst_seconds"
                 )
         began = self._clock.now()
-        booking = await self._store.reserve(self.name, costs, self._tolerance)
+        booking = await self._store.reserve(self._key, costs, self._tolerance)
         self._remember(booking.backlogs)
         ticket, start, shift = next(self._ids), began + booking.delay, booking.shift
         self._waiters[ticket] = start
         try:
             while (delay := start - self._clock.now()) > 0:
                 await self._clock.sleep(delay)
-                seen = await self._store.peek(self.name)
+                seen = await self._store.peek(self._key)
                 start += seen.shift - shift
                 shift = seen.shift
                 start = max(start, self._clock.now() + seen.delay)
                 self._waiters[ticket] = start
         except BaseException:
-            await self._store.undo(self.name, booking, costs)
+            await self._store.undo(self._key, booking, costs)
             raise
         finally:
             del self._waiters[ticket]
@@ -184,18 +188,18 @@ class Limiter:
             )
         )
         if any(deltas):
-            await self._store.adjust(self.name, deltas)
+            await self._store.adjust(self._key, deltas)
 
     async def release(self, reservation: Reservation) -> None:
         """Give back a whole booking whose request was never sent (e.g. the breaker said no)."""
         costs = self._costs((1.0, float(reservation.input_tokens), float(reservation.output_tokens)))
-        await self._store.adjust(self.name, tuple(-c for c in costs))
+        await self._store.adjust(self._key, tuple(-c for c in costs))
 
     async def cool_down(self, until: float) -> None:
         """Pause every caller of this limiter (in every process sharing its state) until `until`."""
         seconds = until - self._clock.now()
         if seconds > 0:
-            await self._store.cool_down(self.name, seconds, self._tolerance)
+            await self._store.cool_down(self._key, seconds, self._tolerance)
 
     async def observe(self, headers: Mapping[str, str]) -> None:
         """Catch up with the server when its `remaining` headers show less room than we assume."""
@@ -212,7 +216,7 @@ class Limiter:
             backlog = self._tolerance - (remaining + slack) * interval
             floors.append(backlog if backlog > max(0.0, known - elapsed) else None)
         if any(f is not None for f in floors):
-            await self._store.raise_floor(self.name, floors)
+            await self._store.raise_floor(self._key, floors)
 
     def __repr__(self) -> str:
         elapsed = self._clock.now() - self._backlogs_at

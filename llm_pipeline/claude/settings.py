@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 __all__ = ["ClaudeSettings"]
 
@@ -62,6 +63,11 @@ class ClaudeSettings:
     refresh: bool = False
     #: HTTP client under the SDK; aiohttp measured faster at high concurrency (see transport.py).
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
+
+    @property
+    def endpoint(self) -> str:
+        """The API host; limiter, breaker and ledger state is kept apart per endpoint."""
+        return (urlsplit(self.base_url).hostname if self.base_url else None) or "api.anthropic.com"
 
     def __post_init__(self) -> None:
         for name in ("rpm", "itpm", "otpm", "burst_seconds", "timeout_s", "backoff_base_s", "backoff_cap_s"):
