@@ -3,7 +3,7 @@
     call               ledger lookup (a hit costs nothing), fallback selection, one CallRecord
     _call_with_retry   RetryPolicy around attempts; a 429 pauses the shared limiter instead
     _call_once         breaker.check → limiter.reserve → breaker.admit → SDK with a timeout →
-                       usage + headers → limiter.settle/observe → breaker.record → ledger.put
+                       ledger.put → usage + headers → limiter.settle/observe → breaker.record
 
 `call` never raises for a per-request failure: the error comes back as a value in `CallResult`
 (typed, from `errors.py`). What escapes is a bug, or cancellation. When the primary model's breaker
@@ -168,13 +168,13 @@ class Client:
             await breaker.release(granted)
             raise
         tally.latency_s, tally.request_id = self._clock.now() - started, raw.request_id
+        await self.ledger.put(request, message)  # first: a crash from here on cannot cost a second payment
         usage = message.usage
         await limiter.settle(
             reservation, usage.input_tokens + (usage.cache_creation_input_tokens or 0), usage.output_tokens
         )
         await limiter.observe(raw.headers)
         await breaker.record(granted, None)
-        await self.ledger.put(request, message)
         return message
 
     def _cached(self, request: Request, hit: LedgerHit) -> CallResult:
