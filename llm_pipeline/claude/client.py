@@ -32,6 +32,7 @@ from llm_pipeline.claude.runner import ProgressSink, Runner
 from llm_pipeline.claude.sdk_errors import map_sdk_errors
 from llm_pipeline.claude.settings import ClaudeSettings
 from llm_pipeline.claude.state.base import StateBackend
+from llm_pipeline.claude.transport import read_message
 from llm_pipeline.claude.types import CallResult, Request
 
 __all__ = ["Client", "EventSink"]
@@ -111,12 +112,13 @@ class Client:
         """Answer one request: from the ledger, the primary model, or the fallback."""
         fallback = self.settings.fallback_model
         alternatives = [fallback] if fallback and fallback != request.model else []
-        hit = await self.ledger.get(request, also_models=alternatives)
+        key = self.ledger.key(request)
+        hit = await self.ledger.get(request, also_models=alternatives, key=key)
         if hit is not None:
             return self._cached(request, hit)
         began, tally = self._clock.now(), _Tally()
         try:
-            message = await self._call_with_retry(request, tally)
+            message = await self._call_with_retry(request, key, tally)
             return self._finish(request, tally, began, message=message)
         except CircuitOpen as exc:
             if not alternatives:
@@ -125,38 +127,40 @@ class Client:
             return self._finish(request, tally, began, error=exc)
         rerouted = request.with_model(alternatives[0])
         try:
-            message = await self._call_with_retry(rerouted, tally)
+            message = await self._call_with_retry(rerouted, self.ledger.key(rerouted), tally)
             return self._finish(rerouted, tally, began, message=message, fallback=True)
         except LLMError as exc:
             return self._finish(rerouted, tally, began, error=exc, fallback=True)
 
-    async def _call_with_retry(self, request: Request, tally: _Tally) -> Message:
+    async def _call_with_retry(self, request: Request, key: str, tally: _Tally) -> Message:
         limiter = self.limiter_for(request.model)
+        estimate = estimate_input_tokens(request.params)
         return await self._retry.call(
-            lambda: self._call_once(request, tally),
+            lambda: self._call_once(request, key, estimate, tally),
             key=request.key,
             model=request.model,
             cool_down=limiter.cool_down,
         )
 
-    async def _call_once(self, request: Request, tally: _Tally) -> Message:
+    async def _call_once(self, request: Request, key: str, estimate: int, tally: _Tally) -> Message:
         limiter, breaker = self.limiter_for(request.model), self.breaker_for(request.model)
         await breaker.check()
-        reservation = await limiter.reserve(estimate_input_tokens(request.params), request.max_tokens)
+        reservation = await limiter.reserve(estimate, request.max_tokens)
         try:
             granted = await breaker.admit()
         except CircuitOpen:
             await limiter.release(reservation)
             raise
         tally.attempts += 1
+        timeout_s = self.settings.timeout_s
         started = self._clock.now()
         try:
-            with map_sdk_errors(self._clock.now, timeout_s=self.settings.timeout_s):
-                async with asyncio.timeout(self.settings.timeout_s):
+            with map_sdk_errors(self._clock.now, timeout_s=timeout_s):
+                async with asyncio.timeout(timeout_s):
                     raw = await self._sdk.messages.with_raw_response.create(
-                        **request.params, timeout=self.settings.timeout_s
+                        **request.params, timeout=timeout_s
                     )
-                    message = await raw.parse()
+                    message, body = await read_message(raw)
         except LLMError as exc:
             tally.latency_s, tally.request_id = self._clock.now() - started, exc.request_id
             tally.rate_limited += isinstance(exc, RateLimited)
@@ -167,8 +171,9 @@ class Client:
         except asyncio.CancelledError:
             await breaker.release(granted)
             raise
-        tally.latency_s, tally.request_id = self._clock.now() - started, raw.request_id
-        await self.ledger.put(request, message)  # first: a crash from here on cannot cost a second payment
+        tally.latency_s, tally.request_id = self._clock.now() - started, message._request_id
+        # First: a crash from here on cannot cost a second payment.
+        await self.ledger.put(request, message, key=key, message_json=body)
         usage = message.usage
         await limiter.settle(
             reservation, usage.input_tokens + (usage.cache_creation_input_tokens or 0), usage.output_tokens

@@ -75,20 +75,24 @@ class Ledger:
         self.refresh = refresh
         self.namespace = namespace
 
-    def _key(self, request: Request) -> str:
+    def key(self, request: Request) -> str:
+        """Where `request`'s answer is stored; a caller that needs it twice computes it once."""
         digest = fingerprint(request.params)
         return f"{self.namespace}:{digest}" if self.namespace else digest
 
-    async def get(self, request: Request, *, also_models: Sequence[str] = ()) -> LedgerHit | None:
+    async def get(
+        self, request: Request, *, also_models: Sequence[str] = (), key: str | None = None
+    ) -> LedgerHit | None:
         """The stored answer for `request`, or for the same request sent to one of `also_models`.
 
         Asking for the fallback model too means a document the fallback once answered is not
-        paid for again on the primary.
+        paid for again on the primary. `key` is `self.key(request)` when the caller has it.
         """
         if self.refresh:
             return None
-        variants = [request, *(request.with_model(m) for m in also_models if m != request.model)]
-        entry = await self._store.get([self._key(v) for v in variants])
+        keys = [key or self.key(request)]
+        keys += [self.key(request.with_model(m)) for m in also_models if m != request.model]
+        entry = await self._store.get(keys)
         if entry is None:
             return None
         return LedgerHit(
@@ -99,13 +103,20 @@ class Ledger:
             fingerprint=entry.fingerprint,
         )
 
-    async def put(self, request: Request, message: Message) -> None:
+    async def put(
+        self, request: Request, message: Message, *, key: str | None = None, message_json: str | None = None
+    ) -> None:
+        """Store the answer; returns once it is durable (committed), before the caller may use it.
+
+        `message_json` is the response body when the caller has it (it parses to `message`), which
+        spares serialising the message again.
+        """
         await self._store.put(
             LedgerEntry(
-                fingerprint=self._key(request),
+                fingerprint=key or self.key(request),
                 key=request.key,
                 model=request.model,
-                message_json=message.model_dump_json(),
+                message_json=message_json if message_json is not None else message.model_dump_json(),
                 input_tokens=message.usage.input_tokens,
                 output_tokens=message.usage.output_tokens,
                 created_at=self._clock.now(),

@@ -13,17 +13,26 @@ The SDK's own retries are off (`max_retries=0`): every attempt must pass our lim
 metrics. The connection pool is sized above `max_concurrency`, so the pool never becomes a
 hidden second queue in front of the limiter. The API key is passed explicitly, so the SDK never
 falls back to reading credentials from the environment or a profile on disk.
+
+`read_message` turns a raw response into a `Message` with pydantic-core's JSON validator (Rust)
+instead of the SDK's `parse()`, which walks the decoded JSON in Python (`construct_type`): ~30 us
+instead of ~80 us per answer, about 6% of a whole call at zero latency. The body it validated is
+also what the ledger stores, so the answer is not serialised a second time. A body the strict
+validator rejects (say, a content block type newer than the pinned SDK) goes through the SDK's
+lenient `parse()` as before, so nothing the SDK accepts is refused.
 """
 
 from __future__ import annotations
 
 import anthropic
 import httpx2
-from anthropic import DefaultAioHttpClient, DefaultAsyncHttpxClient
+import pydantic
+from anthropic import AsyncAPIResponse, DefaultAioHttpClient, DefaultAsyncHttpxClient
+from anthropic.types import Message
 
 from llm_pipeline.claude.settings import ClaudeSettings
 
-__all__ = ["CONNECT_TIMEOUT_S", "build_sdk_client"]
+__all__ = ["CONNECT_TIMEOUT_S", "build_sdk_client", "read_message"]
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -41,3 +50,15 @@ def build_sdk_client(settings: ClaudeSettings) -> anthropic.AsyncAnthropic:
         timeout=timeout,
         http_client=http_client_cls(limits=limits, timeout=timeout),
     )
+
+
+async def read_message(raw: AsyncAPIResponse[Message]) -> tuple[Message, str | None]:
+    """The response's `Message` (with its request id), and its JSON body when that parsed as is."""
+    body = await raw.read()
+    try:
+        message = Message.model_validate_json(body)
+    except pydantic.ValidationError:
+        return await raw.parse(), None
+    message._request_id = raw.request_id
+    message._workspace_id = raw.workspace_id
+    return message, body.decode("utf-8")
