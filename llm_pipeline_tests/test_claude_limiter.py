@@ -174,6 +174,80 @@ async def test_settle_charges_an_underestimate() -> None:
     assert nxt.done()
 
 
+async def test_a_give_back_is_held_until_the_next_booking_applies_it() -> None:
+    """No shared-state write of its own: the next booking's transaction carries the give-back."""
+    clock = FakeClock(T0)
+    backend = MemoryBackend(clock.now)
+    limiter = Limiter(
+        "m",
+        backend.limiter,
+        rpm=HUGE,
+        itpm=HUGE,
+        otpm=600,
+        burst_seconds=10.0,
+        clock=clock,
+        safety_margin_s=0.0,
+    )
+    booked = await limiter.reserve(0, 100)
+    full = (await backend.limiter.peek("m")).backlogs
+    await limiter.settle(booked, 0, 20)
+    assert limiter.credit == pytest.approx((0.0, 0.0, -8.0))
+    assert (await backend.limiter.peek("m")).backlogs == full, "nothing written yet"
+    await limiter.reserve(0, 20)
+    assert limiter.credit == (0.0, 0.0, 0.0)
+    assert (await backend.limiter.peek("m")).backlogs[2] == pytest.approx(4.0), "20 + 20 tokens = 4 s"
+
+
+async def test_a_charge_is_booked_at_once() -> None:
+    clock = FakeClock(T0)
+    backend = MemoryBackend(clock.now)
+    limiter = Limiter(
+        "m",
+        backend.limiter,
+        rpm=HUGE,
+        itpm=600,
+        otpm=600,
+        burst_seconds=10.0,
+        clock=clock,
+        safety_margin_s=0.0,
+    )
+    booked = await limiter.reserve(10, 50)
+    await limiter.settle(booked, 60, 20)  # 50 more input tokens (a charge), 30 output back (held)
+    backlogs = (await backend.limiter.peek("m")).backlogs
+    assert backlogs[1] == pytest.approx(6.0), "the charge is in the shared state now"
+    assert backlogs[2] == pytest.approx(5.0), "the give-back is not"
+    assert limiter.credit == pytest.approx((0.0, 0.0, -3.0))
+
+
+async def test_flush_hands_held_give_backs_to_every_other_user_of_the_state() -> None:
+    clock = FakeClock(T0)
+    backend = MemoryBackend(clock.now)
+
+    def limiter() -> Limiter:
+        return Limiter(
+            "m",
+            backend.limiter,
+            rpm=HUGE,
+            itpm=HUGE,
+            otpm=600,
+            burst_seconds=10.0,
+            clock=clock,
+            safety_margin_s=0.0,
+        )
+
+    ours, theirs = limiter(), limiter()  # two stacks (processes) sharing one state
+    booked = await ours.reserve(0, 100)
+    await ours.settle(booked, 0, 0)
+    late = asyncio.create_task(theirs.reserve(0, 100))
+    await clock.advance(0)
+    assert not late.done(), "the give-back is still held by the other stack"
+    late.cancel()
+    await clock.advance(0)
+    await ours.flush()
+    assert ours.credit == (0.0, 0.0, 0.0)
+    assert (await theirs.reserve(0, 100)).waited_s == 0.0
+
+
 async def test_give_back_cannot_pull_room_from_under_a_queued_caller() -> None:
     """Regression: a give-back credited 'before' a queued booking let the next caller start with it."""
     clock = FakeClock(T0)

@@ -77,6 +77,17 @@ async def test_adjust_charges_and_gives_back(backend: StateBackend) -> None:
     assert peek.backlogs[0] == pytest.approx(0.2, abs=SLACK), "not below the end of the queued booking"
 
 
+async def test_reserve_applies_a_credit_first_in_the_same_transaction(backend: StateBackend) -> None:
+    """The limiter's held give-backs ride on its next booking; an exact undo keeps them applied."""
+    for _ in range(10):
+        await backend.limiter.reserve("m", COST, TOL)
+    credited = await backend.limiter.reserve("m", COST, TOL, (-0.3, 0.0, 0.0))
+    assert credited.delay == pytest.approx(0.0, abs=SLACK), "3 requests given back: room at once"
+    await backend.limiter.undo("m", credited, COST)
+    peek = await backend.limiter.peek("m")
+    assert peek.backlogs[0] == pytest.approx(0.7, abs=SLACK), "undone booking gone, the credit stays"
+
+
 async def test_cool_down_pauses_shifts_and_empties(backend: StateBackend) -> None:
     await backend.limiter.cool_down("m", 0.5, TOL)
     peek = await backend.limiter.peek("m")

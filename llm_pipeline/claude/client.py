@@ -243,6 +243,11 @@ class Client:
         if self._on_record is not None:
             self._on_record(record)
 
+    async def aclose(self) -> None:
+        """Hand the limiters' held give-backs to the shared state (`open_client` calls this)."""
+        for limiter in self._limiters.values():
+            await limiter.flush()
+
     def runner(self, *, on_progress: ProgressSink | None = None, progress_every_s: float = 5.0) -> Runner:
         """A `Runner` sized to `settings.max_concurrency`, for fanning this client out."""
         return Runner(

@@ -42,7 +42,11 @@ class Booking:
 
 
 class LimiterStore(Protocol):
-    async def reserve(self, name: str, costs: Sequence[float], tolerance: float) -> Booking: ...
+    async def reserve(
+        self, name: str, costs: Sequence[float], tolerance: float, credit: Sequence[float] = ()
+    ) -> Booking:
+        """Book `costs`; first, in the same transaction, apply `credit` (give-backs, <= 0) as `adjust`."""
+        ...
 
     async def adjust(self, name: str, deltas: Sequence[float]) -> None: ...
 

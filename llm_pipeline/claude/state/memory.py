@@ -22,8 +22,12 @@ class MemoryLimiterStore:
     def _row(self, name: str) -> gcra.LimiterRow:
         return self._rows.setdefault(name, gcra.LimiterRow())
 
-    async def reserve(self, name: str, costs: Sequence[float], tolerance: float) -> Booking:
+    async def reserve(
+        self, name: str, costs: Sequence[float], tolerance: float, credit: Sequence[float] = ()
+    ) -> Booking:
         now, row = self._now(), self._row(name)
+        if any(credit):
+            gcra.adjust(row, now, credit)
         before = row.fields()
         start = gcra.reserve(row, now, costs, tolerance)
         return Booking(start - now, row.backlogs(now), before, row.version, row.shift)

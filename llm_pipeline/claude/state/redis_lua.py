@@ -46,7 +46,12 @@ local function adjust(d)
 end
 
 if op == 'reserve' then
+  -- ARGV: 'reserve', costs[1..3], tolerance[, credit[1..3]]
   local c, tol = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])}, tonumber(ARGV[5])
+  if ARGV[6] then
+    local credit = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])}
+    if credit[1] ~= 0 or credit[2] ~= 0 or credit[3] ~= 0 then adjust(credit) end
+  end
   local before = {}
   for i = 1, N do before[i] = fmt(r[i]) end
   local start = math.max(t, r[4])

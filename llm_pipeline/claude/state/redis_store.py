@@ -35,8 +35,10 @@ class RedisLimiterStore:
         reply = await self._script(keys=[f"{PREFIX}limiter:{name}"], args=list(args))
         return [str(x) for x in reply]
 
-    async def reserve(self, name: str, costs: Sequence[float], tolerance: float) -> Booking:
-        reply = await self._run(name, "reserve", *map(_num, costs), _num(tolerance))
+    async def reserve(
+        self, name: str, costs: Sequence[float], tolerance: float, credit: Sequence[float] = ()
+    ) -> Booking:
+        reply = await self._run(name, "reserve", *map(_num, costs), _num(tolerance), *map(_num, credit))
         values = [float(x) for x in reply]
         return Booking(values[0], tuple(values[1:4]), tuple(values[4:14]), values[14], values[15])
 

@@ -83,9 +83,13 @@ class SqliteLimiterStore:
             yield row
             self._save(name, row)
 
-    async def reserve(self, name: str, costs: Sequence[float], tolerance: float) -> Booking:
+    async def reserve(
+        self, name: str, costs: Sequence[float], tolerance: float, credit: Sequence[float] = ()
+    ) -> Booking:
         now = self._now()
         with self._row(name) as row:
+            if any(credit):
+                gcra.adjust(row, now, credit)
             before = row.fields()
             start = gcra.reserve(row, now, costs, tolerance)
         return Booking(start - now, row.backlogs(now), before, row.version, row.shift)
