@@ -88,6 +88,25 @@ async def test_reserve_applies_a_credit_first_in_the_same_transaction(backend: S
     assert peek.backlogs[0] == pytest.approx(0.7, abs=SLACK), "undone booking gone, the credit stays"
 
 
+async def test_sqlite_processes_interleaving_bookings_never_share_room(tmp_path) -> None:
+    """Two backends on one directory (two processes) alternate bookings: each one's compare-and-swap
+    fails after the other wrote, so it re-reads under the lock and the shared schedule stays exact."""
+    first = open_state(str(tmp_path), time.time)
+    second = open_state(str(tmp_path), time.time)
+    try:
+        delays = [
+            (await (first if i % 2 else second).limiter.reserve("m", COST, TOL)).delay for i in range(12)
+        ]
+        assert delays[:10] == pytest.approx([0.0] * 10, abs=SLACK)
+        assert delays[10:] == pytest.approx([0.1, 0.2], abs=SLACK)
+        alone = [(await first.limiter.reserve("m", COST, TOL)).delay for _ in range(3)]
+        assert alone == pytest.approx([0.3, 0.4, 0.5], abs=SLACK)
+        assert first.limiter.swapped >= 2, "a process writing alone swaps instead of locking"  # type: ignore[attr-defined]
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
 async def test_cool_down_pauses_shifts_and_empties(backend: StateBackend) -> None:
     await backend.limiter.cool_down("m", 0.5, TOL)
     peek = await backend.limiter.peek("m")

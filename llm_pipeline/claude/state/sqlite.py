@@ -3,25 +3,37 @@
 Limiter and breaker rows live in `limits.sqlite`, the ledger in `ledger.sqlite`, so large ledger
 writes never hold the lock the hot limiter path needs. Both files run in WAL mode with
 `synchronous=NORMAL` (a committed transaction survives a killed process; only a power cut can
-lose the last ones). Every read-modify-write is one short `BEGIN IMMEDIATE` transaction: the
-writer lock is taken up front, so two processes can never both read a row and then both book
-the same room. Transactions take tens of microseconds, so they run inline on the event loop;
-`busy_timeout` makes a process wait (not fail) while another holds the lock.
+lose the last ones). Every read-modify-write is atomic: either one short `BEGIN IMMEDIATE`
+transaction, whose writer lock is taken up front, or, for a limiter row this process wrote last,
+a single compare-and-swap `UPDATE` on the row's version (`SqliteLimiterStore`). Either way two
+processes can never both read a row and then both book the same room. Statements take
+microseconds, so they run inline on the event loop; `busy_timeout` makes a process wait (not
+fail) while another holds the lock.
+
+Ledger writes are group-committed: every `put` made during one pass of the event loop joins one
+transaction, committed on the next pass, and each `put` returns only once that commit is done,
+so an answer is durable before its caller uses it, exactly as with one commit per answer. At
+200 calls in flight this turns ~20 us of commit per answer into a few; a put cancelled while
+waiting is still written (the answer was paid for), and closing the backend commits what is queued.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from llm_pipeline.claude.state import circuit, gcra
 from llm_pipeline.claude.state.base import Booking, LedgerEntry, LedgerStats
 from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
 
 __all__ = ["SqliteBackend"]
+
+T = TypeVar("T")
 
 _LIMITER_COLUMNS = ", ".join(gcra.FIELDS)
 _LIMITER_DECLS = ", ".join(f"{c} REAL NOT NULL" for c in gcra.FIELDS)
@@ -37,6 +49,14 @@ CREATE TABLE IF NOT EXISTS ledger (
     input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, created_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS ledger_created_at ON ledger (created_at);
 """
+
+
+_LIMITER_UPDATE = f"UPDATE limiter SET {', '.join(f'{c} = ?' for c in gcra.FIELDS)} WHERE name = ?"
+_LIMITER_SWAP = _LIMITER_UPDATE + " AND version = ?"
+_LIMITER_INSERT = (
+    f"INSERT INTO limiter (name, {_LIMITER_COLUMNS}) VALUES (?, {', '.join('?' for _ in gcra.FIELDS)})"
+)
+_LEDGER_INSERT = "INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
 def _connect(path: Path, schema: str) -> sqlite3.Connection:
@@ -60,8 +80,23 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 class SqliteLimiterStore:
+    """Limiter rows, changed by compare-and-swap on the row's version when this store wrote last.
+
+    Every change bumps `version`. The store remembers each row as it last wrote (or read) it and
+    first tries the change as one `UPDATE ... WHERE version = <remembered>`: a single statement,
+    atomic on its own, that succeeds only if no other process wrote the row since, in which
+    case the remembered row was the current one and the result is exactly what the locked
+    read-modify-write would give. Otherwise (another process wrote, or the row is new) the
+    change runs as before: `BEGIN IMMEDIATE`, read, change, write, commit. One process running
+    alone thus pays one statement per booking instead of four.
+    """
+
     def __init__(self, conn: sqlite3.Connection, now: Callable[[], float]) -> None:
         self._conn, self._now = conn, now
+        self._rows: dict[str, gcra.LimiterRow] = {}
+        #: Changes written by compare-and-swap / by the locked read-modify-write.
+        self.swapped = 0
+        self.locked = 0
 
     def _load(self, name: str) -> gcra.LimiterRow:
         found = self._conn.execute(
@@ -70,48 +105,57 @@ class SqliteLimiterStore:
         return gcra.LimiterRow() if found is None else gcra.LimiterRow.from_fields(found)
 
     def _save(self, name: str, row: gcra.LimiterRow) -> None:
-        marks = ", ".join("?" for _ in gcra.FIELDS)
-        self._conn.execute(
-            f"INSERT OR REPLACE INTO limiter (name, {_LIMITER_COLUMNS}) VALUES (?, {marks})",
-            (name, *row.fields()),
-        )
+        """UPDATE in place (an INSERT OR REPLACE rewrites the row and its index entry every time)."""
+        if self._conn.execute(_LIMITER_UPDATE, (*row.fields(), name)).rowcount == 0:
+            self._conn.execute(_LIMITER_INSERT, (name, *row.fields()))
 
-    @contextmanager
-    def _row(self, name: str) -> Iterator[gcra.LimiterRow]:
+    def _change(self, name: str, change: Callable[[gcra.LimiterRow], T]) -> tuple[T, gcra.LimiterRow]:
+        """Apply `change` to the current row atomically; returns its result and the new row."""
+        known = self._rows.get(name)
+        if known is not None:
+            row = gcra.LimiterRow.from_fields(known.fields())
+            result = change(row)
+            if self._conn.execute(_LIMITER_SWAP, (*row.fields(), name, known.version)).rowcount == 1:
+                self._rows[name] = row
+                self.swapped += 1
+                return result, row
         with _immediate(self._conn):
             row = self._load(name)
-            yield row
+            result = change(row)
             self._save(name, row)
+        self._rows[name] = row
+        self.locked += 1
+        return result, row
 
     async def reserve(
         self, name: str, costs: Sequence[float], tolerance: float, credit: Sequence[float] = ()
     ) -> Booking:
         now = self._now()
-        with self._row(name) as row:
+
+        def book(row: gcra.LimiterRow) -> tuple[tuple[float, ...], float]:
             if any(credit):
                 gcra.adjust(row, now, credit)
             before = row.fields()
-            start = gcra.reserve(row, now, costs, tolerance)
+            return before, gcra.reserve(row, now, costs, tolerance)
+
+        (before, start), row = self._change(name, book)
         return Booking(start - now, row.backlogs(now), before, row.version, row.shift)
 
     async def adjust(self, name: str, deltas: Sequence[float]) -> None:
-        with self._row(name) as row:
-            gcra.adjust(row, self._now(), deltas)
+        self._change(name, lambda row: gcra.adjust(row, self._now(), deltas))
 
     async def undo(self, name: str, booking: Booking, costs: Sequence[float]) -> None:
-        with self._row(name) as row:
-            gcra.undo(row, self._now(), booking.before, booking.version, costs)
+        self._change(name, lambda row: gcra.undo(row, self._now(), booking.before, booking.version, costs))
 
     async def cool_down(self, name: str, seconds: float, tolerance: float) -> None:
-        with self._row(name) as row:
-            gcra.cool_down(row, self._now(), seconds, tolerance)
+        self._change(name, lambda row: gcra.cool_down(row, self._now(), seconds, tolerance))
 
     async def raise_floor(self, name: str, backlogs: Sequence[float | None]) -> None:
-        with self._row(name) as row:
-            gcra.raise_floor(row, self._now(), backlogs)
+        self._change(name, lambda row: gcra.raise_floor(row, self._now(), backlogs))
 
     async def peek(self, name: str) -> Booking:
         now, row = self._now(), self._load(name)
+        self._rows[name] = row
         return Booking(max(0.0, row.paused_until - now), row.backlogs(now), shift=row.shift)
 
 
@@ -165,6 +209,9 @@ class SqliteBreakerStore:
 class SqliteLedgerStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._queue: list[tuple[LedgerEntry, asyncio.Future[None]]] = []
+        #: Transactions that wrote entries (fewer than entries: that is the group commit).
+        self.commits = 0
 
     async def get(self, fingerprints: Sequence[str]) -> LedgerEntry | None:
         for fingerprint in fingerprints:
@@ -178,18 +225,50 @@ class SqliteLedgerStore:
         return None
 
     async def put(self, entry: LedgerEntry) -> None:
-        self._conn.execute(
-            "INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry.fingerprint,
-                entry.key,
-                entry.model,
-                entry.message_json,
-                entry.input_tokens,
-                entry.output_tokens,
-                entry.created_at,
-            ),
-        )
+        """Queue the entry for the next group commit and return once it is committed."""
+        loop = asyncio.get_running_loop()
+        committed = loop.create_future()
+        self._queue.append((entry, committed))
+        if len(self._queue) == 1:
+            loop.call_soon(self.commit)
+        await committed
+
+    def commit(self) -> None:
+        """Write every queued entry in one transaction, then wake their writers (or fail them)."""
+        batch, self._queue = self._queue, []
+        if not batch:
+            return
+        error: BaseException = RuntimeError("ledger commit did not complete")
+        committed = False
+        try:
+            with _immediate(self._conn):
+                self._conn.executemany(
+                    _LEDGER_INSERT,
+                    [
+                        (
+                            e.fingerprint,
+                            e.key,
+                            e.model,
+                            e.message_json,
+                            e.input_tokens,
+                            e.output_tokens,
+                            e.created_at,
+                        )
+                        for e, _ in batch
+                    ],
+                )
+            committed = True
+            self.commits += 1
+        except sqlite3.Error as exc:
+            error = exc
+        finally:
+            for _, waiter in batch:
+                if waiter.done():
+                    continue
+                if committed:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
 
     async def stats(self) -> LedgerStats:
         n, oldest, newest, tokens_in, tokens_out = self._conn.execute(
@@ -217,5 +296,6 @@ class SqliteBackend:
         self.ledger = SqliteLedgerStore(self._ledger)
 
     async def aclose(self) -> None:
+        self.ledger.commit()
         self._limits.close()
         self._ledger.close()
