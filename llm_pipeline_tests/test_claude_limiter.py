@@ -8,7 +8,7 @@ import itertools
 
 import pytest
 
-from llm_pipeline.claude.errors import BadRequest
+from llm_pipeline.claude.errors import BadRequest, RateLimited
 from llm_pipeline.claude.limiter import Limiter, Reservation, default_safety_margin, estimate_input_tokens
 from llm_pipeline.claude.state.memory import MemoryBackend
 from llm_pipeline_tests.fakes import FakeClock
@@ -278,6 +278,58 @@ async def test_cool_down_pauses_everyone_once_and_keeps_spacing() -> None:
     await clock.advance(0)
     assert not fresh.done(), "the bucket refills from empty during the pause, no fresh burst"
     await asyncio.gather(*tasks)
+
+
+async def test_cool_down_holds_everyone_but_leaves_the_buckets_level_alone() -> None:
+    """The pause itself says nothing about the buckets (a limiter 429's headers do, via observe)."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=600, burst=1.0)  # 10/s, bucket of 10
+    tasks, released = await start_all(limiter, clock, [(0, 0)] * 4)
+    await asyncio.gather(*tasks)
+    await limiter.cool_down(T0 + 2.0)
+    tasks, released = await start_all(limiter, clock, [(0, 0)] * 6)
+    await clock.advance(1.99)
+    assert released == []
+    await clock.advance(0.01)
+    assert len(released) == 6, "the 6 requests of room left before the pause are still there after it"
+    await asyncio.gather(*tasks)
+
+
+@pytest.mark.parametrize(
+    ("observed", "seconds_later", "limits", "shared"),
+    [
+        (None, 0.0, {}, True),  # no response reported anything: assume the account is out
+        ({"anthropic-ratelimit-requests-remaining": "7"}, 0.5, {}, False),  # room, lately: a stray 429
+        ({"anthropic-ratelimit-requests-remaining": "7"}, 1.5, {}, True),  # that news is stale
+        ({"anthropic-ratelimit-requests-remaining": "0"}, 0.1, {}, True),  # the server said: empty
+        (
+            {
+                "anthropic-ratelimit-requests-remaining": "7",
+                "anthropic-ratelimit-input-tokens-remaining": "0",
+            },
+            0.1,
+            {},
+            True,
+        ),
+        ({"content-type": "application/json"}, 0.1, {}, True),  # no rate-limit headers: no news
+        (
+            {"anthropic-ratelimit-requests-remaining": "7"},
+            0.1,
+            {"anthropic-ratelimit-requests-remaining": "0"},
+            True,
+        ),  # the server's limiter itself sent the 429
+    ],
+)
+async def test_which_429s_pause_everyone(
+    observed: dict | None, seconds_later: float, limits: dict, shared: bool
+) -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=600, burst=10.0)
+    if observed is not None:
+        await limiter.observe(observed)
+    await clock.advance(seconds_later)
+    error = RateLimited("429", retry_after=1.0, status_code=429, limits=limits)
+    assert limiter.shares_429(error) is shared
 
 
 async def test_observe_moves_forward_when_server_has_less_room() -> None:

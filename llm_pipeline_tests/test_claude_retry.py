@@ -215,3 +215,33 @@ async def test_errors_outside_the_hierarchy_propagate_unretried() -> None:
     with pytest.raises(KeyError):
         await policy.call(fn)
     assert calls["n"] == 1
+
+
+async def test_a_429_ruled_not_shared_is_waited_out_by_its_own_caller() -> None:
+    """A stray 429 (the server keeps reporting room) must not hold the whole account still."""
+    clock = FakeClock(NOW)
+    events: list[RetryEvent] = []
+    pauses: list[float] = []
+    judged: list[RateLimited] = []
+
+    async def cool_down(until: float) -> None:
+        pauses.append(until)
+
+    def shared(error: RateLimited) -> bool:
+        judged.append(error)
+        return False
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    error = RateLimited("stray", retry_after=1.5, status_code=429)
+    policy = RetryPolicy(max_attempts=3, clock=clock, sleep=sleep, on_event=events.append)
+    fn, calls = failing([error])
+    assert await policy.call(fn, cool_down=cool_down, shared=shared) == "ok"
+    assert calls["n"] == 2
+    assert judged == [error]
+    assert pauses == [], "nobody else pauses"
+    assert slept == [1.5], "its own caller waits the retry-after"
+    assert [(e.wait_s, e.cool_down_until) for e in events] == [(1.5, None)]

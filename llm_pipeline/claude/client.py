@@ -140,6 +140,7 @@ class Client:
             key=request.key,
             model=request.model,
             cool_down=limiter.cool_down,
+            shared=limiter.shares_429,
         )
 
     async def _call_once(self, request: Request, key: str, estimate: int, tally: _Tally) -> Message:
@@ -164,8 +165,10 @@ class Client:
         except LLMError as exc:
             tally.latency_s, tally.request_id = self._clock.now() - started, exc.request_id
             tally.rate_limited += isinstance(exc, RateLimited)
-            if exc.status_code is not None:  # the server answered: nothing was generated
-                await limiter.settle(reservation, reservation.input_tokens, 0)
+            if exc.status_code is not None:  # the server turned the attempt away: nothing was booked
+                await limiter.release(reservation)
+            if isinstance(exc, RateLimited):
+                await limiter.observe(exc.limits)  # a limiter 429 says which buckets are empty
             await breaker.record(granted, exc)
             raise
         except asyncio.CancelledError:

@@ -13,7 +13,11 @@ What is retried: `RateLimited`, `Overloaded`, `ServerError`, `Timeout`, `Connect
 point is not to retry). A 429 is different from the rest: the caller does not sleep on its own
 but calls `cool_down(now + retry_after)` on the shared limiter, so every caller sharing the
 account pauses together, once; the retrying caller then re-reserves and waits in line like
-everyone else. Keep this docstring in step with `test_claude_retry.py`.
+everyone else. That is for a 429 about the account's buckets, which the caller's `shared`
+predicate decides (the client: the 429 carried rate-limit headers, or no response in the last
+second reported room in every bucket). A 429 it rules out (say, one stray 429 while the server
+keeps reporting room) is waited out by its own caller, like any other retry, so a trickle of
+them cannot hold the whole account still. Keep this docstring in step with `test_claude_retry.py`.
 
 The engine is tenacity's `AsyncRetrying` with our own wait/retry/stop callables and `sleep=`;
 each retry is reported as a frozen `RetryEvent` to an optional sink (like stamina's RetryDetails).
@@ -92,13 +96,14 @@ class RetryEvent:
     attempt: int
     error_type: str
     error: str
-    #: This caller's own sleep before re-reserving (0 after a 429: the cool-down does the waiting).
+    #: This caller's own sleep before re-reserving (0 after a shared 429: the cool-down waits).
     wait_s: float
-    #: For a 429: the shared instant (epoch seconds) until which every caller pauses.
+    #: For a shared 429: the instant (epoch seconds) until which every caller pauses.
     cool_down_until: float | None = None
 
 
 CoolDown = Callable[[float], Awaitable[None]]
+Shared = Callable[[RateLimited], bool]
 
 
 class RetryPolicy:
@@ -149,8 +154,12 @@ class RetryPolicy:
         key: str = "",
         model: str = "",
         cool_down: CoolDown | None = None,
+        shared: Shared | None = None,
     ) -> T:
-        """Run `fn` until it succeeds, fails permanently, or runs out of attempts (then re-raise)."""
+        """Run `fn` until it succeeds, fails permanently, or runs out of attempts (then re-raise).
+
+        A 429 calls `cool_down` when `shared` is None or says the 429 concerns everyone.
+        """
         try:
             return await fn()
         except LLMError as exc:
@@ -162,7 +171,7 @@ class RetryPolicy:
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
             seconds = self.wait_for(error, state.attempt_number)
-            if isinstance(error, RateLimited) and cool_down is not None:
+            if isinstance(error, RateLimited) and cool_down is not None and (shared is None or shared(error)):
                 pause_until[state.attempt_number] = self._clock.now() + seconds
                 return 0.0
             return seconds

@@ -6,7 +6,7 @@ the `request-id` and the parsed Retry-After. Nothing else in `claude/` catches S
 
     APITimeoutError, asyncio timeout      -> Timeout
     APIConnectionError (dropped, refused) -> ConnectionFailed
-    429                                   -> RateLimited (retry_after)   | spend cap -> AuthError
+    429                                   -> RateLimited (retry_after, limits); spend cap: AuthError
     529                                   -> Overloaded
     401, 402, 403                         -> AuthError (systemic: a person must act)
     408                                   -> Timeout
@@ -46,6 +46,9 @@ SPEND_CAP_CODES = frozenset(
 )
 
 
+_RATELIMIT_PREFIX = "anthropic-ratelimit-"
+
+
 def _from_status(exc: anthropic.APIStatusError, now: float) -> LLMError:
     status = exc.status_code
     detail = exc.api_message or exc.message
@@ -54,7 +57,13 @@ def _from_status(exc: anthropic.APIStatusError, now: float) -> LLMError:
     if status == 429:
         if exc.error_code in SPEND_CAP_CODES:
             return AuthError(f"spend limit reached, raise it in the Console ({text})", **fields)
-        return RateLimited(text, retry_after=parse_retry_after(dict(exc.response.headers), now), **fields)
+        headers = dict(exc.response.headers)
+        return RateLimited(
+            text,
+            retry_after=parse_retry_after(headers, now),
+            limits={k.lower(): v for k, v in headers.items() if k.lower().startswith(_RATELIMIT_PREFIX)},
+            **fields,
+        )
     if status == 529:
         return Overloaded(text, **fields)
     if status in (401, 402, 403):
