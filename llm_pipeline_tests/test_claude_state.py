@@ -118,6 +118,16 @@ async def test_cool_down_pauses_shifts_and_empties(backend: StateBackend) -> Non
     )
 
 
+async def test_cool_down_with_nothing_queued_lets_the_buckets_refill(backend: StateBackend) -> None:
+    """A pause that says nothing about the buckets (tolerance 0) holds every start, but the
+    buckets keep refilling as the server's do; only a queued schedule is pushed back."""
+    for _ in range(5):
+        await backend.limiter.reserve("m", COST, TOL)  # half the bucket used, nobody queued
+    await backend.limiter.cool_down("m", 0.5, 0.0)
+    delays = [(await backend.limiter.reserve("m", COST, TOL)).delay for _ in range(11)]
+    assert delays == pytest.approx([0.5] * 10 + [0.6], abs=SLACK), "full again when the pause ends"
+
+
 async def test_raise_floor_only_moves_forward(backend: StateBackend) -> None:
     await backend.limiter.raise_floor("m", (0.95, None, None))
     assert (await backend.limiter.reserve("m", COST, TOL)).delay == pytest.approx(0.05, abs=SLACK)

@@ -16,11 +16,13 @@ room "before" them would let the next caller start together with them. A cancell
 is still the latest change is undone exactly (`undo`, checked by the row's version); otherwise
 its room is given back under the same floor.
 
-A cool-down of D more seconds (`cool_down`, after a 429) shifts the whole schedule by D: TATs
-move by D, and `shift` grows by D so that callers already waiting add D to their start (they
-compare the shift they booked under with the current one). Queued callers thus keep their
-spacing instead of all firing when the pause ends; and since a 429 says the server's bucket is
-empty now, every TAT is also at least `now + tau`.
+A cool-down of D more seconds (`cool_down`, after a 429) holds every start until the pause
+ends. While bookings wait for their start, it shifts the whole schedule by D: TATs move by D,
+and `shift` grows by D so that callers already waiting add D to their start (they compare the
+shift they booked under with the current one); queued callers thus keep their spacing instead
+of all firing when the pause ends. With nothing queued the TATs stay, so the buckets refill
+during the pause as the server's do. Every TAT is also at least `now + tolerance`: the caller
+passes its tau when the 429 says the buckets are empty now, 0 when it says nothing about them.
 
 The Redis backend runs the same formulas as a Lua script; keep the two in sync.
 """
@@ -111,12 +113,13 @@ def undo(
 
 
 def cool_down(row: LimiterRow, now: float, seconds: float, tolerance: float) -> None:
-    """Pause everything until now + seconds; push the booked schedule back by the extension."""
+    """Pause everything until now + seconds; push a queued schedule back by the extension."""
     extension = max(0.0, now + seconds - max(row.paused_until, now))
     row.paused_until = max(row.paused_until, now + seconds)
     row.shift += extension
-    row.tats = [max(tat + extension, now + tolerance) for tat in row.tats]
-    if row.last_start > now:
+    queued = row.last_start > now
+    row.tats = [max(tat + extension if queued else tat, now + tolerance) for tat in row.tats]
+    if queued:
         row.last_start += extension
         row.last_ends = [end + extension for end in row.last_ends]
     row.version += 1

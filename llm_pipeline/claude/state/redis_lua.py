@@ -86,8 +86,11 @@ elseif op == 'cool_down' then
   local ext = math.max(0, t + seconds - math.max(r[4], t))
   r[4] = math.max(r[4], t + seconds)
   r[5] = r[5] + ext
-  for i = 1, 3 do r[i] = math.max(r[i] + ext, t + tol) end
-  if r[6] > t then
+  local queued = r[6] > t
+  for i = 1, 3 do
+    if queued then r[i] = math.max(r[i] + ext, t + tol) else r[i] = math.max(r[i], t + tol) end
+  end
+  if queued then
     for i = 6, 9 do r[i] = r[i] + ext end
   end
   r[10] = r[10] + 1
