@@ -220,3 +220,13 @@ async def test_ledger_put_get_stats_prune(backend: StateBackend) -> None:
     assert await backend.ledger.prune(before=150.0) == 1
     assert await backend.ledger.get(["a"]) is None
     assert (await backend.ledger.stats()).entries == 1
+
+
+async def test_more_concurrent_callers_than_connections_wait_for_one(backend: StateBackend) -> None:
+    """Regression: 200 calls in flight on Redis state raised MaxConnectionsError (pool of 100)."""
+    found = await asyncio.gather(
+        *(backend.ledger.get([f"missing-{i}"]) for i in range(300)),
+        *(backend.limiter.reserve("wide", (1e-6, 0.0, 0.0), TOL) for _ in range(300)),
+    )
+    assert found[:300] == [None] * 300
+    assert len(found) == 600
