@@ -103,6 +103,15 @@ async def test_weighted_bookings(limits: dict, weights: list, expected_offsets: 
     assert [t - T0 for _, t in released] == pytest.approx(expected_offsets, abs=1e-9)
 
 
+async def test_a_reservation_says_whether_its_caller_had_to_wait() -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=60, burst=1.0)  # one per second
+    first = await limiter.reserve(0, 0)
+    second = asyncio.create_task(limiter.reserve(0, 0))
+    await clock.advance(1.0)
+    assert (first.queued, (await second).queued) == (False, True)
+
+
 async def test_fifo_small_request_does_not_overtake_big_one() -> None:
     clock = FakeClock(T0)
     limiter = make_limiter(clock, itpm=6_000, burst=10.0)  # 100 tokens/s, 1,000 bucket

@@ -12,7 +12,7 @@ from typing import Any
 import anthropic
 import httpx2
 
-from llm_pipeline.claude.transport import read_message
+from llm_pipeline.claude.transport import rate_limit_headers, read_message
 
 PARAMS: dict[str, Any] = {
     "model": "claude-haiku-5-5",
@@ -81,3 +81,21 @@ async def test_a_body_the_validator_rejects_falls_back_to_the_sdks_lenient_parse
     assert message.id == "msg_01"
     assert message.usage.output_tokens == 7
     assert message._request_id == "req_42"
+
+
+def test_rate_limit_headers_are_picked_in_one_pass_with_lower_case_names() -> None:
+    headers = httpx2.Headers(
+        [
+            ("Content-Type", "application/json"),
+            ("Anthropic-RateLimit-Requests-Remaining", "41"),
+            ("anthropic-ratelimit-input-tokens-remaining", "12000"),
+            ("request-id", "req_1"),
+            ("anthropic-ratelimit-requests-reset", "2026-11-25T00:00:00Z"),
+        ]
+    )
+    assert rate_limit_headers(headers) == {
+        "anthropic-ratelimit-requests-remaining": "41",
+        "anthropic-ratelimit-input-tokens-remaining": "12000",
+        "anthropic-ratelimit-requests-reset": "2026-11-25T00:00:00Z",
+    }
+    assert rate_limit_headers(httpx2.Headers({"request-id": "req_2"})) == {}

@@ -32,7 +32,7 @@ from llm_pipeline.claude.runner import ProgressSink, Runner
 from llm_pipeline.claude.sdk_errors import map_sdk_errors
 from llm_pipeline.claude.settings import ClaudeSettings
 from llm_pipeline.claude.state.base import StateBackend
-from llm_pipeline.claude.transport import read_message
+from llm_pipeline.claude.transport import rate_limit_headers, read_message
 from llm_pipeline.claude.types import CallResult, Request
 
 __all__ = ["Client", "EventSink"]
@@ -145,10 +145,10 @@ class Client:
 
     async def _call_once(self, request: Request, key: str, estimate: int, tally: _Tally) -> Message:
         limiter, breaker = self.limiter_for(request.model), self.breaker_for(request.model)
-        await breaker.check()
+        checked = await breaker.check()
         reservation = await limiter.reserve(estimate, request.max_tokens)
         try:
-            granted = await breaker.admit()
+            granted = await breaker.admit(None if reservation.queued else checked)
         except CircuitOpen:
             await limiter.release(reservation)
             raise
@@ -181,7 +181,7 @@ class Client:
         await limiter.settle(
             reservation, usage.input_tokens + (usage.cache_creation_input_tokens or 0), usage.output_tokens
         )
-        await limiter.observe(raw.headers)
+        await limiter.observe(rate_limit_headers(raw.http_response.headers))
         await breaker.record(granted, None)
         return message
 

@@ -111,6 +111,8 @@ class Reservation:
     input_tokens: int
     output_tokens: int
     waited_s: float
+    #: The caller slept for its turn (anything read before `reserve` may be stale by now).
+    queued: bool = False
 
 
 class Limiter:
@@ -202,9 +204,11 @@ class Limiter:
         booking = await self._store.reserve(self._key, costs, self._tolerance, credit)
         self._remember(booking.backlogs)
         ticket, start, shift = next(self._ids), began + booking.delay, booking.shift
+        queued = False
         self._waiters[ticket] = start
         try:
             while (delay := start - self._clock.now()) > 0:
+                queued = True
                 await self._clock.sleep(delay)
                 seen = await self._store.peek(self._key)
                 start += seen.shift - shift
@@ -216,7 +220,7 @@ class Limiter:
             raise
         finally:
             del self._waiters[ticket]
-        return Reservation(input_tokens, output_tokens, self._clock.now() - began)
+        return Reservation(input_tokens, output_tokens, self._clock.now() - began, queued)
 
     async def settle(self, reservation: Reservation, input_tokens: int, output_tokens: int) -> None:
         """Charge the difference between what was booked and what was used now; hold a give-back."""

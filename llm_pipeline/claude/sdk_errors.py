@@ -33,6 +33,7 @@ from llm_pipeline.claude.errors import (
     Timeout,
 )
 from llm_pipeline.claude.retry import parse_retry_after
+from llm_pipeline.claude.transport import rate_limit_headers
 
 __all__ = ["SPEND_CAP_CODES", "map_sdk_errors"]
 
@@ -46,9 +47,6 @@ SPEND_CAP_CODES = frozenset(
 )
 
 
-_RATELIMIT_PREFIX = "anthropic-ratelimit-"
-
-
 def _from_status(exc: anthropic.APIStatusError, now: float) -> LLMError:
     status = exc.status_code
     detail = exc.api_message or exc.message
@@ -57,11 +55,10 @@ def _from_status(exc: anthropic.APIStatusError, now: float) -> LLMError:
     if status == 429:
         if exc.error_code in SPEND_CAP_CODES:
             return AuthError(f"spend limit reached, raise it in the Console ({text})", **fields)
-        headers = dict(exc.response.headers)
         return RateLimited(
             text,
-            retry_after=parse_retry_after(headers, now),
-            limits={k.lower(): v for k, v in headers.items() if k.lower().startswith(_RATELIMIT_PREFIX)},
+            retry_after=parse_retry_after(dict(exc.response.headers), now),
+            limits=rate_limit_headers(exc.response.headers),
             **fields,
         )
     if status == 529:

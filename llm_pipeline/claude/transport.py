@@ -32,9 +32,10 @@ from anthropic.types import Message
 
 from llm_pipeline.claude.settings import ClaudeSettings
 
-__all__ = ["CONNECT_TIMEOUT_S", "build_sdk_client", "read_message"]
+__all__ = ["CONNECT_TIMEOUT_S", "build_sdk_client", "rate_limit_headers", "read_message"]
 
 CONNECT_TIMEOUT_S = 10.0
+_RATE_LIMIT_PREFIX = b"anthropic-ratelimit-"
 
 
 def build_sdk_client(settings: ClaudeSettings) -> anthropic.AsyncAnthropic:
@@ -62,3 +63,13 @@ async def read_message(raw: AsyncAPIResponse[Message]) -> tuple[Message, str | N
     message._request_id = raw.request_id
     message._workspace_id = raw.workspace_id
     return message, body.decode("utf-8")
+
+
+def rate_limit_headers(headers: httpx2.Headers) -> dict[str, str]:
+    """The `anthropic-ratelimit-*` headers (lower-case names), found in one pass over the raw list:
+    every `Headers.get` re-scans and re-normalises all of them, which `observe` paid three times."""
+    return {
+        key.decode("latin-1").lower(): value.decode("latin-1")
+        for key, value in headers.raw
+        if key.lower().startswith(_RATE_LIMIT_PREFIX)
+    }
