@@ -14,8 +14,9 @@ own limiter and breaker) and the record says `model=<fallback>, fallback=True`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 import anthropic
 from anthropic.types import Message
@@ -111,7 +112,7 @@ class Client:
     async def call(self, request: Request) -> CallResult:
         """Answer one request: from the ledger, the primary model, or the fallback."""
         fallback = self.settings.fallback_model
-        alternatives = [fallback] if fallback and fallback != request.model else []
+        alternatives = (fallback,) if fallback and fallback != request.model else ()
         key = self.ledger.key(request)
         hit = await self.ledger.get(request, also_models=alternatives, key=key)
         if hit is not None:
@@ -132,11 +133,14 @@ class Client:
         except LLMError as exc:
             return self._finish(rerouted, tally, began, error=exc, fallback=True)
 
-    async def _call_with_retry(self, request: Request, key: str, tally: _Tally) -> Message:
+    def _call_with_retry(self, request: Request, key: str, tally: _Tally) -> Awaitable[Message]:
+        # A plain function handing back the retry coroutine, and a `partial` rather than a lambda:
+        # both live for the whole call, and at 200 calls in flight every object held across the
+        # HTTP exchange feeds the garbage collector (a closure over five names is seven objects).
         limiter = self.limiter_for(request.model)
-        estimate = estimate_input_tokens(request.params)
-        return await self._retry.call(
-            lambda: self._call_once(request, key, estimate, tally),
+        attempt = partial(self._call_once, request, key, estimate_input_tokens(request.params), tally)
+        return self._retry.call(
+            attempt,
             key=request.key,
             model=request.model,
             cool_down=limiter.cool_down,

@@ -178,7 +178,8 @@ class Limiter:
         return self._credit
 
     def _costs(self, weights: tuple[float, ...]) -> tuple[float, ...]:
-        return tuple(w * i for w, i in zip(weights, self._intervals, strict=True))
+        intervals = self._intervals
+        return (weights[0] * intervals[0], weights[1] * intervals[1], weights[2] * intervals[2])
 
     def _too_heavy(self, weights: tuple[float, ...], costs: tuple[float, ...]) -> BadRequest:
         for rate, weight, cost, capacity in zip(RATE_NAMES, weights, costs, self._capacities, strict=True):
@@ -231,10 +232,12 @@ class Limiter:
                 float(output_tokens - reservation.output_tokens),
             )
         )
-        if any(d < 0 for d in deltas):
-            self._credit = tuple(c + min(d, 0.0) for c, d in zip(self._credit, deltas, strict=True))
-        if any(d > 0 for d in deltas):
-            await self._store.adjust(self._key, tuple(max(d, 0.0) for d in deltas))
+        _, d_in, d_out = deltas  # the request itself is never corrected
+        if d_in < 0 or d_out < 0:
+            credit = self._credit
+            self._credit = (credit[0], credit[1] + min(d_in, 0.0), credit[2] + min(d_out, 0.0))
+        if d_in > 0 or d_out > 0:
+            await self._store.adjust(self._key, (0.0, max(d_in, 0.0), max(d_out, 0.0)))
 
     async def flush(self) -> None:
         """Apply the held give-backs now (when the stack closes, so other processes get the room)."""

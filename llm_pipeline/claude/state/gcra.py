@@ -41,6 +41,7 @@ FIELDS = ("tat0", "tat1", "tat2", "paused_until", "shift", "last_start", "end0",
 #: Float sums of many small costs drift by nanoseconds; a microsecond is far below any timing
 #: that matters and keeps "exactly full" from being read as "one request over".
 EPSILON = 1e-6
+_RATES = range(3)
 
 
 def _zeros() -> list[float]:
@@ -64,6 +65,11 @@ class LimiterRow:
     def fields(self) -> tuple[float, ...]:
         return (*self.tats, self.paused_until, self.shift, self.last_start, *self.last_ends, self.version)
 
+    def copy(self) -> LimiterRow:
+        return LimiterRow(
+            self.tats[:], self.paused_until, self.shift, self.last_start, self.last_ends[:], self.version
+        )
+
     @classmethod
     def from_fields(cls, values: Sequence[float]) -> LimiterRow:
         v = [float(x) for x in values]
@@ -73,18 +79,25 @@ class LimiterRow:
 
     def backlogs(self, now: float) -> tuple[float, ...]:
         """Seconds until each rate's bucket is full again (0 = full)."""
-        return tuple(max(0.0, tat - now) for tat in self.tats)
+        tats = self.tats
+        return (max(0.0, tats[0] - now), max(0.0, tats[1] - now), max(0.0, tats[2] - now))
+
+
+# `reserve` and `adjust` run on every call: they loop over index ranges and change the row's lists
+# in place, since comprehensions and zips each allocate objects the garbage collector must count.
 
 
 def reserve(row: LimiterRow, now: float, costs: Sequence[float], tolerance: float) -> float:
     """Book `costs` at the earliest start that fits every rate; return that start."""
+    tats, ends = row.tats, row.last_ends
     start = max(now, row.paused_until)
-    for tat, cost in zip(row.tats, costs, strict=True):
-        candidate = tat + cost - tolerance
+    for i in _RATES:
+        candidate = tats[i] + costs[i] - tolerance
         if candidate > start + EPSILON:
             start = candidate
-    row.tats = [max(tat, start) + cost for tat, cost in zip(row.tats, costs, strict=True)]
-    row.last_ends = [max(end, start + cost) for end, cost in zip(row.last_ends, costs, strict=True)]
+    for i in _RATES:
+        tats[i] = max(tats[i], start) + costs[i]
+        ends[i] = max(ends[i], start + costs[i])
     row.last_start = max(row.last_start, start)
     row.version += 1
     return start
@@ -93,10 +106,15 @@ def reserve(row: LimiterRow, now: float, costs: Sequence[float], tolerance: floa
 def adjust(row: LimiterRow, now: float, deltas: Sequence[float]) -> None:
     """Charge (positive) or give back (negative) seconds of each rate after the fact."""
     queued = row.last_start > now
-    row.tats = [
-        max(tat, now) + delta if delta > 0 else min(tat, max(tat + delta, end)) if queued else tat + delta
-        for tat, delta, end in zip(row.tats, deltas, row.last_ends, strict=True)
-    ]
+    tats, ends = row.tats, row.last_ends
+    for i in _RATES:
+        tat, delta = tats[i], deltas[i]
+        if delta > 0:
+            tats[i] = max(tat, now) + delta
+        elif queued:
+            tats[i] = min(tat, max(tat + delta, ends[i]))
+        else:
+            tats[i] = tat + delta
     row.version += 1
 
 

@@ -25,7 +25,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from llm_pipeline.claude.state import circuit, gcra
 from llm_pipeline.claude.state.base import Booking, LedgerEntry, LedgerStats
@@ -79,6 +79,16 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+def _book(
+    row: gcra.LimiterRow, now: float, costs: Sequence[float], tolerance: float, credit: Sequence[float]
+) -> tuple[float, tuple[float, ...], float]:
+    """Apply the held give-backs, then book: one change, so one statement or transaction."""
+    if any(credit):
+        gcra.adjust(row, now, credit)
+    before = row.fields()
+    return now, before, gcra.reserve(row, now, costs, tolerance)
+
+
 class SqliteLimiterStore:
     """Limiter rows, changed by compare-and-swap on the row's version when this store wrote last.
 
@@ -109,19 +119,25 @@ class SqliteLimiterStore:
         if self._conn.execute(_LIMITER_UPDATE, (*row.fields(), name)).rowcount == 0:
             self._conn.execute(_LIMITER_INSERT, (name, *row.fields()))
 
-    def _change(self, name: str, change: Callable[[gcra.LimiterRow], T]) -> tuple[T, gcra.LimiterRow]:
-        """Apply `change` to the current row atomically; returns its result and the new row."""
+    def _change(self, name: str, change: Callable[..., T], *args: Any) -> tuple[T, gcra.LimiterRow]:
+        """Apply `change(row, now, *args)` to the current row atomically; returns its result and the row."""
+        now = self._now()
         known = self._rows.get(name)
         if known is not None:
-            row = gcra.LimiterRow.from_fields(known.fields())
-            result = change(row)
-            if self._conn.execute(_LIMITER_SWAP, (*row.fields(), name, known.version)).rowcount == 1:
+            row = known.copy()
+            result = change(row, now, *args)
+            tats, ends = row.tats, row.last_ends
+            swapped = self._conn.execute(
+                _LIMITER_SWAP,
+                (*tats, row.paused_until, row.shift, row.last_start, *ends, row.version, name, known.version),
+            )
+            if swapped.rowcount == 1:
                 self._rows[name] = row
                 self.swapped += 1
                 return result, row
         with _immediate(self._conn):
             row = self._load(name)
-            result = change(row)
+            result = change(row, self._now(), *args)  # the time once the lock is ours
             self._save(name, row)
         self._rows[name] = row
         self.locked += 1
@@ -130,28 +146,20 @@ class SqliteLimiterStore:
     async def reserve(
         self, name: str, costs: Sequence[float], tolerance: float, credit: Sequence[float] = ()
     ) -> Booking:
-        now = self._now()
-
-        def book(row: gcra.LimiterRow) -> tuple[tuple[float, ...], float]:
-            if any(credit):
-                gcra.adjust(row, now, credit)
-            before = row.fields()
-            return before, gcra.reserve(row, now, costs, tolerance)
-
-        (before, start), row = self._change(name, book)
+        (now, before, start), row = self._change(name, _book, costs, tolerance, credit)
         return Booking(start - now, row.backlogs(now), before, row.version, row.shift)
 
     async def adjust(self, name: str, deltas: Sequence[float]) -> None:
-        self._change(name, lambda row: gcra.adjust(row, self._now(), deltas))
+        self._change(name, gcra.adjust, deltas)
 
     async def undo(self, name: str, booking: Booking, costs: Sequence[float]) -> None:
-        self._change(name, lambda row: gcra.undo(row, self._now(), booking.before, booking.version, costs))
+        self._change(name, gcra.undo, booking.before, booking.version, costs)
 
     async def cool_down(self, name: str, seconds: float, tolerance: float) -> None:
-        self._change(name, lambda row: gcra.cool_down(row, self._now(), seconds, tolerance))
+        self._change(name, gcra.cool_down, seconds, tolerance)
 
     async def raise_floor(self, name: str, backlogs: Sequence[float | None]) -> None:
-        self._change(name, lambda row: gcra.raise_floor(row, self._now(), backlogs))
+        self._change(name, gcra.raise_floor, backlogs)
 
     async def peek(self, name: str) -> Booking:
         now, row = self._now(), self._load(name)
