@@ -1,13 +1,11 @@
 """The SDK client the call stack talks through, on the HTTP transport that holds up under load.
 
 Measured on the 2-core dev machine (2026-11-25, other jobs running) against the zero-latency
-simulator in a separate process, 200 calls in flight, `benchmarks/claude_overhead.py`:
-
-    bare SDK, aiohttp ~1,120 calls/s     full stack, aiohttp ~800/s (memory state), ~450-660/s (SQLite)
-    bare SDK, httpx   ~540-650 calls/s   full stack, httpx   ~370-430/s
-
-so aiohttp (`DefaultAioHttpClient`) is the default and httpx stays selectable. Either way the
-client is far faster than any account's rate limit; the SDK itself is most of the cost.
+simulator in a separate process, 200 calls in flight (`python -m benchmarks -s 4`, figures in
+benchmarks/RESULTS.md): the bare SDK makes ~1,100-1,200 calls/s on aiohttp, ~500-600 on its
+default httpx2 pool, so aiohttp (`DefaultAioHttpClient`) is the default and httpx stays
+selectable. Either way the client is far faster than any account's rate limit; the SDK itself
+is most of the cost of a call.
 
 The SDK's own retries are off (`max_retries=0`): every attempt must pass our limiter, breaker and
 metrics. The connection pool is sized above `max_concurrency`, so the pool never becomes a
