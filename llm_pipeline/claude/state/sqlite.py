@@ -69,7 +69,7 @@ def _connect(path: Path, schema: str) -> sqlite3.Connection:
 
 
 @contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def _immediate(conn: sqlite3.Cursor) -> Iterator[sqlite3.Cursor]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
@@ -101,7 +101,7 @@ class SqliteLimiterStore:
     alone thus pays one statement per booking instead of four.
     """
 
-    def __init__(self, conn: sqlite3.Connection, now: Callable[[], float]) -> None:
+    def __init__(self, conn: sqlite3.Cursor, now: Callable[[], float]) -> None:
         self._conn, self._now = conn, now
         self._rows: dict[str, gcra.LimiterRow] = {}
         #: Changes written by compare-and-swap / by the locked read-modify-write.
@@ -168,7 +168,7 @@ class SqliteLimiterStore:
 
 
 class SqliteBreakerStore:
-    def __init__(self, conn: sqlite3.Connection, now: Callable[[], float]) -> None:
+    def __init__(self, conn: sqlite3.Cursor, now: Callable[[], float]) -> None:
         self._conn, self._now = conn, now
 
     def _load(self, name: str) -> circuit.BreakerRow:
@@ -215,7 +215,7 @@ class SqliteBreakerStore:
 
 
 class SqliteLedgerStore:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Cursor) -> None:
         self._conn = conn
         self._queue: list[tuple[LedgerEntry, asyncio.Future[None]]] = []
         #: Transactions that wrote entries (fewer than entries: that is the group commit).
@@ -299,9 +299,11 @@ class SqliteBackend:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._limits = _connect(self.directory / "limits.sqlite", _LIMITS_SCHEMA)
         self._ledger = _connect(self.directory / "ledger.sqlite", _LEDGER_SCHEMA)
-        self.limiter = SqliteLimiterStore(self._limits, now)
-        self.breaker = SqliteBreakerStore(self._limits, now)
-        self.ledger = SqliteLedgerStore(self._ledger)
+        # One cursor per store, reused: `Connection.execute` makes a new cursor object for every
+        # statement, and a call runs four of them; the stores never interleave two statements.
+        self.limiter = SqliteLimiterStore(self._limits.cursor(), now)
+        self.breaker = SqliteBreakerStore(self._limits.cursor(), now)
+        self.ledger = SqliteLedgerStore(self._ledger.cursor())
 
     async def aclose(self) -> None:
         self.ledger.commit()
