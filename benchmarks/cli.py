@@ -51,7 +51,10 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[dict[str, ScenarioRes
         "4": lambda done: run_overhead(_sized(OVERHEAD_CALLS, s, 50), rounds),
         "5": lambda done: run_memory(tuple(_sized(n, s, 100) for n in SIZES)),
         "6": lambda done: run_baselines(
-            done["1"].rows[0] if "1" in done else None, documents, min(SEQUENTIAL_SAMPLE, documents)
+            done["1"].rows[0] if "1" in done else None,
+            documents,
+            min(SEQUENTIAL_SAMPLE, documents),
+            done["2"].rows[0] if "2" in done else None,
         ),
     }
 

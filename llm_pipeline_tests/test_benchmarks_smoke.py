@@ -30,9 +30,16 @@ def rate_tiny() -> ScenarioResult:
     return run_rate(12)
 
 
+@pytest.fixture(scope="module")
+def tokens_tiny() -> ScenarioResult:
+    return run_tokens(12)
+
+
 @pytest.mark.parametrize("scenario", ["rate", "tokens"])
-def test_rate_and_token_bound_tiny(scenario: str, rate_tiny: ScenarioResult) -> None:
-    result = rate_tiny if scenario == "rate" else run_tokens(12)
+def test_rate_and_token_bound_tiny(
+    scenario: str, rate_tiny: ScenarioResult, tokens_tiny: ScenarioResult
+) -> None:
+    result = rate_tiny if scenario == "rate" else tokens_tiny
     measured(result)
     (row,) = result.rows
     assert row["documents"] == 12
@@ -70,15 +77,16 @@ def test_memory_tiny() -> None:
 
 
 @pytest.mark.slow
-def test_baselines_tiny(rate_tiny: ScenarioResult) -> None:
-    result = run_baselines(rate_tiny.rows[0], n=12, sample=2)
+def test_baselines_tiny(rate_tiny: ScenarioResult, tokens_tiny: ScenarioResult) -> None:
+    result = run_baselines(rate_tiny.rows[0], n=12, sample=2, ours_tokens=tokens_tiny.rows[0])
     measured(result)
-    ours, sequential, gathered, service = result.rows
+    ours, sequential, gathered, service, ours_tokens, service_tokens = result.rows
     assert ours["client"] == "llm_pipeline (scenario 1)"
     assert ours["lost"] == 0
     assert ours == {key: rate_tiny.rows[0][key] for key in result.columns} | {"client": ours["client"]}
     assert sequential["documents"] == 12, "the sample is projected to every document"
-    assert all(row["documents"] == 12 for row in (gathered, service))
+    assert all(row["documents"] == 12 for row in (gathered, service, service_tokens))
+    assert ours_tokens["client"] == "llm_pipeline (scenario 2)"
 
 
 def test_cli_writes_json_and_markdown(tmp_path, capsys) -> None:
