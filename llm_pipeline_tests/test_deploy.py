@@ -23,6 +23,7 @@ import pytest
 import yaml
 from dagster._config import validate_config
 from dagster._core.instance.config import dagster_instance_config
+from dagster._core.workspace.autodiscovery import loadable_targets_from_loaded_module
 from dagster_k8s import K8sRunLauncher
 from dagster_k8s.job import DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
 from dagster_k8s.models import k8s_model_from_dict, k8s_snake_case_dict
@@ -238,6 +239,9 @@ def test_the_celery_variant_is_the_same_definitions_on_the_celery_executor(celer
 
     celery_defs = celery_module.defs
     dg.Definitions.validate_loadable(celery_defs)
+    # What `-f llm_pipeline_celery.py` does: exactly one Definitions object at module scope.
+    (target,) = loadable_targets_from_loaded_module(celery_module)
+    assert target.attribute == "defs"
     job = celery_defs.resolve_job_def("daily_pipeline")
     assert job.executor_def.executor_creation_fn is celery_executor.executor_creation_fn
     assert celery_defs.resolve_all_asset_keys() == defs.resolve_all_asset_keys()

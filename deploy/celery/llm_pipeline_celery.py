@@ -11,7 +11,8 @@ from __future__ import annotations
 import dagster as dg
 from dagster_celery import celery_executor
 
-from llm_pipeline.definitions import defs as single_machine
+# The module, not its `defs`: Dagster refuses a module with two Definitions objects at top level.
+from llm_pipeline import definitions as single_machine
 
 __all__ = ["defs"]
 
@@ -24,11 +25,11 @@ celery = celery_executor.configured(
 )
 
 defs = dg.Definitions(
-    assets=single_machine.assets,
-    asset_checks=single_machine.asset_checks,
-    jobs=single_machine.jobs,
-    schedules=single_machine.schedules,
-    sensors=single_machine.sensors,
-    resources=single_machine.resources,
+    assets=single_machine.defs.assets,
+    asset_checks=single_machine.defs.asset_checks,
+    jobs=single_machine.defs.jobs,
+    schedules=single_machine.defs.schedules,
+    sensors=single_machine.defs.sensors,
+    resources=single_machine.defs.resources,
     executor=celery,
 )
