@@ -35,7 +35,12 @@ def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
 
 
 def test_runs_are_queued_with_a_run_limit_and_a_backfill_tag_limit(instance: dg.DagsterInstance) -> None:
-    assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+    coordinator = instance.run_coordinator
+    assert isinstance(coordinator, QueuedRunCoordinator)
+    # A backfill's runs are created and launched in parallel threads, so its days start together.
+    assert coordinator.dequeue_use_threads
+    assert (coordinator.dequeue_num_workers or 0) >= 2
+    assert instance.get_backfill_settings().get("num_submit_workers", 0) >= 2
     queue = instance.get_concurrency_config().run_queue_config
     assert queue is not None
     runs = _settings()["concurrency"]["runs"]
