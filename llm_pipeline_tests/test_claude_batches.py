@@ -269,3 +269,20 @@ async def test_refresh_resubmits_and_uses_the_fresh_batch_answer(
     assert report.requests == 1
     assert [(r.batch, r.cached) for r in records] == [(True, False)]
     assert simulator.control.stats()["attempts"] == 0
+
+
+async def test_transient_faults_on_the_batch_endpoints_are_retried_and_nothing_is_paid_twice(
+    simulator: Simulator,
+) -> None:
+    simulator.control.set_faults(p429=0.1, retry_after_s=0.05, p500=0.1, p529=0.1, p_drop=0.05)
+    simulator.control.configure(batch_processing_s=0.3)
+    events: list[object] = []
+    report, records = await prefetch_and_call(
+        batch_settings(simulator, batch_max_requests=4), [request(i) for i in range(12)], events
+    )
+    stats = simulator.control.stats()
+    assert sum(stats["injected"].values()) > 0
+    assert stats["batch"]["created"] == report.submitted == 3, "a failed create was retried into a duplicate"
+    assert report.results["succeeded"] == 12
+    assert all(r.batch and r.outcome == "ok" for r in records)
+    assert stats["max_successes_per_request"] == 1
