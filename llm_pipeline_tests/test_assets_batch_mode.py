@@ -9,8 +9,11 @@ import time
 from pathlib import Path
 
 import anthropic
+import numpy as np
+import pandas as pd
 import pytest
 
+from llm_pipeline.claude.pricing import cost
 from llm_pipeline.definitions import pipeline_assets
 from llm_pipeline.tasks.classifications import DEFAULT_TAXONOMY
 from llm_pipeline_tests._fixtures.pipeline import TEST_KEY, PipelineHarness, failure_messages, metadata_of
@@ -24,6 +27,16 @@ def batch_ids(pipeline: PipelineHarness) -> list[str]:
     """Every batch the simulator holds, oldest first (read through the real SDK)."""
     with anthropic.Anthropic(base_url=pipeline.simulator.base_url, api_key=TEST_KEY, max_retries=0) as sdk:
         return [b.id for b in sdk.messages.batches.list(limit=100)][::-1]
+
+
+def list_prices(rows: pd.DataFrame) -> np.ndarray:
+    """Each row's cost at the list (real-time) price, from its tokens."""
+    return np.array(
+        [
+            cost(m, {"input_tokens": i, "output_tokens": o})
+            for m, i, o in rows[["model", "input_tokens", "output_tokens"]].itertuples(index=False)
+        ]
+    )
 
 
 def test_batch_mode_gives_the_rows_of_real_time_mode_at_half_the_price(
@@ -97,17 +110,25 @@ def test_a_batch_past_the_deadline_fails_the_step_by_id_and_the_next_run_collect
     assert stats["attempts"] == 1  # the prompt injection's repair
 
 
-def test_errored_batch_results_are_answered_in_real_time_at_full_price(pipeline: PipelineHarness) -> None:
-    pipeline.simulator.control.configure(batch_p_errored=0.1)
+def test_errored_and_expired_batch_results_are_answered_in_real_time_at_full_price(
+    pipeline: PipelineHarness,
+) -> None:
+    pipeline.simulator.control.configure(batch_p_errored=0.1, batch_p_expired=0.1)
     result = pipeline.materialize(assets=ENTITIES, **BATCH)
     meta = metadata_of(result, "extracted_entities")
-    errored = meta["batch_errored"]
+    errored, expired = meta["batch_errored"], meta["batch_expired"]
     assert errored > 10
-    assert meta["batch_left_for_realtime"] == errored
+    assert expired > 10
+    assert meta["batch_left_for_realtime"] == errored + expired
     rows = pipeline.table("extracted_entities")
     assert (rows.status == "ok").sum() == 312  # as in real-time mode: all but the prompt injection
+    assert meta["batch_answers"] == 313 - errored - expired
     from_batch = rows.request_id == meta["batch_ids"][0]
-    assert from_batch.sum() == meta["batch_answers"] == 313 - errored
+    realtime = rows[(rows.status == "ok") & ~from_batch]
+    # The prompt injection ends as an error row either way; it may be one of the real-time calls.
+    assert len(realtime) in (errored + expired, errored + expired - 1)
+    assert realtime.cost_usd.tolist() == pytest.approx(list_prices(realtime), abs=1e-9)
+    assert rows[from_batch].cost_usd.tolist() == pytest.approx(list_prices(rows[from_batch]) / 2, abs=1e-9)
     assert pipeline.simulator.control.stats()["max_successes_per_request"] == 1
 
 
