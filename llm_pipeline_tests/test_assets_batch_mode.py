@@ -86,6 +86,7 @@ def test_realtime_metadata_says_so_and_saves_nothing(pipeline: PipelineHarness) 
     assert (meta["mode"], meta["saved_usd"]) == ("realtime", 0)
     assert meta["cost_usd_at_list_price"] == meta["cost_usd"]
     assert "batch_ids" not in meta
+    assert "created" not in pipeline.simulator.control.stats()["batch"], "prefetch is a no-op in real time"
 
 
 def test_a_batch_past_the_deadline_fails_the_step_by_id_and_the_next_run_collects_it(
