@@ -1,0 +1,97 @@
+"""A backfill of the sample days, launched through GraphQL as the UI's button does and run by the daemon."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from llm_pipeline_tests.e2e.conftest import ASSETS, DOCS_PER_DAY, PARTITIONS, E2EInstance, Webserver
+from llm_pipeline_tests.e2e.graphql import METADATA_FIELDS, asset_key, metadata
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+LLM_ASSETS = ASSETS[1:]
+
+MATERIALIZATIONS = f"""
+query Materializations($assetKeys: [AssetKeyInput!], $partitions: [String!]) {{
+  assetNodes(assetKeys: $assetKeys) {{
+    assetKey {{ path }}
+    partitionStats {{ numMaterialized numFailed numMaterializing }}
+    latestMaterializationByPartition(partitions: $partitions) {{
+      partition
+      runId
+      tags {{ key value }}
+      metadataEntries {{ {METADATA_FIELDS} }}
+    }}
+    assetChecksOrError {{
+      __typename
+      ... on AssetChecks {{ checks {{ name blocking }} }}
+    }}
+  }}
+}}
+"""
+
+CHECK_EXECUTIONS = f"""
+query CheckExecutions($assetKey: AssetKeyInput!, $checkName: String!, $partition: String) {{
+  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, partition: $partition, limit: 5) {{
+    runId
+    status
+    partition
+    evaluation {{ success partition metadataEntries {{ {METADATA_FIELDS} }} }}
+  }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def asset_nodes(webserver: Webserver, completed_backfill: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    variables = {"assetKeys": [asset_key(name) for name in ASSETS], "partitions": PARTITIONS}
+    nodes = webserver.graphql.execute(MATERIALIZATIONS, variables)["assetNodes"]
+    return {node["assetKey"]["path"][-1]: node for node in nodes}
+
+
+def test_the_backfill_succeeds_with_one_run_per_day(completed_backfill: dict[str, Any]) -> None:
+    assert completed_backfill["status"] == "COMPLETED_SUCCESS", completed_backfill["error"]
+    assert completed_backfill["isAssetBackfill"]
+    assert sorted(completed_backfill["partitionNames"]) == PARTITIONS
+    assert {key["path"][-1] for key in completed_backfill["assetSelection"]} == set(ASSETS)
+    runs = completed_backfill["runs"]
+    # One backfill policy for the chain (partitions.py): each day's four steps share one run.
+    assert len(runs) == len(PARTITIONS)
+    assert {run["status"] for run in runs} == {"SUCCESS"}
+    ranges = []
+    for run in runs:
+        tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+        assert tags["dagster/backfill"] == completed_backfill["id"]
+        start, end = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+        ranges.append((tags[start], tags[end]))
+    assert sorted(ranges) == [(day, day) for day in PARTITIONS]  # max_partitions_per_run=1
+
+
+def test_every_partition_of_every_asset_is_materialized_by_the_backfill(
+    asset_nodes: dict[str, dict[str, Any]], completed_backfill: dict[str, Any]
+) -> None:
+    backfill_runs = {run["runId"] for run in completed_backfill["runs"]}
+    for name in ASSETS:
+        node = asset_nodes[name]
+        assert node["partitionStats"]["numMaterialized"] == len(PARTITIONS), name
+        assert node["partitionStats"]["numFailed"] == 0, name
+        materializations = node["latestMaterializationByPartition"]
+        assert [m["partition"] for m in materializations] == PARTITIONS, name
+        assert {m["runId"] for m in materializations} <= backfill_runs, name
+
+
+def test_every_table_has_one_row_per_document(e2e_instance: E2EInstance, completed_backfill: dict) -> None:
+    for name in ASSETS:
+        for day in PARTITIONS:
+            path = e2e_instance.data_dir / "warehouse" / name / f"{day}.parquet"
+            assert pq.read_metadata(path).num_rows == DOCS_PER_DAY, path
+
+
+def test_raw_documents_metadata_accounts_for_every_line(asset_nodes: dict[str, dict[str, Any]]) -> None:
+    for materialization in asset_nodes["raw_documents"]["latestMaterializationByPartition"]:
+        values = metadata(materialization["metadataEntries"])
+        assert values["ok"] + values["rejected"] == DOCS_PER_DAY, values
+        assert values["preview"].startswith("|"), values["preview"][:200]
