@@ -216,6 +216,52 @@ class Nested(BaseModel):
     flag: bool
 
 
+def test_a_repair_turn_is_answered_about_the_first_turns_document():
+    """Regression: the repair prompt itself used to become the 'document' of the answer."""
+    first = json_request(Entities.model_json_schema())
+    repair = {
+        **first,
+        "messages": [
+            *first["messages"],
+            {"role": "assistant", "content": '{"topics": []}'},
+            {
+                "role": "user",
+                "content": "Your previous answer could not be used: topics is empty. Answer again.",
+            },
+        ],
+    }
+    answer = Entities.model_validate(json.loads(generate(repair).content[0]["text"]))
+    names = {entity.name for entity in answer.entities}
+    assert {"Nvidia", "Jensen Huang"} <= names
+    assert "previous" not in " ".join(answer.topics)
+
+
+def test_a_report_from_json_statistics_talks_about_their_numbers():
+    stats = {"documents": {"ok": 313, "rejected": 7}, "distribution": {"business": {"documents": 137}}}
+    params = json_request(Report.model_json_schema())
+    params["messages"] = [
+        {
+            "role": "user",
+            "content": "Write the report.\n"
+            f'<corpus_stats date="2026-11-20">\n{json.dumps(stats)}\n</corpus_stats>',
+        }
+    ]
+    report = Report.model_validate(json.loads(generate(params).content[0]["text"]))
+    text = " ".join(report.paragraphs)
+    assert "313" in text
+    assert "137" in text
+    assert "{" not in text  # read as prose, not quoted back as raw JSON
+    assert '"' not in text
+
+
+def test_paragraphs_stay_paragraph_sized_for_run_on_text():
+    run_on = "The committee discussed the budget " + "and the schedule " * 300 + "at length."
+    report = Report.model_validate(
+        json.loads(generate(json_request(Report.model_json_schema(), run_on)).content[0]["text"])
+    )
+    assert all(len(paragraph) <= 1000 for paragraph in report.paragraphs)
+
+
 def test_pydantic_schemas_with_refs_nullables_tuples_and_bounds():
     answer = generate(json_request(Nested.model_json_schema()))
     nested = Nested.model_validate_json(answer.content[0]["text"])

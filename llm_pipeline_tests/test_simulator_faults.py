@@ -189,6 +189,21 @@ async def test_scheduled_output_faults_and_transport_faults(anthropic_client, si
     Classification.model_validate((await anthropic_client.messages.create(**tool_request())).content[0].input)
 
 
+async def test_faults_can_be_confined_to_one_model(anthropic_client, simulator):
+    """One model's outage while another answers: what a fallback-model test needs."""
+    simulator.control.set_faults(outage=529, schedule=[ScheduledFault("500", count=1)], models=[MODEL])
+    other = {**request(), "model": "claude-sonnet-5-5"}
+    for _ in range(3):
+        await anthropic_client.messages.create(**other)
+    with pytest.raises(anthropic.OverloadedError):
+        await anthropic_client.messages.create(**request())
+    simulator.control.set_faults(schedule=[ScheduledFault("500", count=1)], models=[MODEL])
+    await anthropic_client.messages.create(**other)  # not counted by the schedule
+    with pytest.raises(anthropic.InternalServerError):
+        await anthropic_client.messages.create(**request())
+    await anthropic_client.messages.create(**request())
+
+
 async def test_probabilities_are_seeded_and_reproducible(anthropic_client, simulator):
     async def pattern() -> list[str]:
         simulator.control.set_faults(p500=0.3, p529=0.2)

@@ -8,6 +8,7 @@ by position, so the same text gives the same analysis on every machine.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -56,7 +57,8 @@ _CONNECTORS = _words("of de del della der den van von la le du da di for")
 _TOKEN_RE = re.compile(r"[^\W_][\w'’&-]*|[^\w\s]")
 _WORD_RE = re.compile(r"[^\W\d_][\w'’-]*")
 _SENTENCE_RE = re.compile(r"(?<=[.!?。！？])\s+|\n\s*\n")
-_DOCUMENT_RE = re.compile(r"<document\b([^>]*)>(.*?)</document>", re.S)
+#: Any fenced block `<tag attrs>body</tag>` (the pipeline fences documents, extractions and stats).
+_FENCE_RE = re.compile(r"<([a-z][\w-]*)\b([^>]*)>(.*?)</\1>", re.S)
 _DOC_ID_RE = re.compile(r"""\bid\s*=\s*["']([^"']*)["']""")
 _INJECTION_RE = re.compile(r"ignore\s+(?:all\s+)?(?:the\s+|any\s+)?previous\s+instructions", re.I)
 _QUOTED_RE = re.compile(r"""['"‘“«]([^'"‘’“”«»\s]{1,40})['"’”»]""")
@@ -90,27 +92,65 @@ class TextAnalysis:
     injected_word: str | None
 
 
-def _user_text(params: Mapping[str, Any]) -> str:
+def _user_texts(params: Mapping[str, Any]) -> list[str]:
+    """The text of every user turn, last turn first."""
+    texts = []
     for message in reversed(params.get("messages") or ()):
         if not isinstance(message, Mapping) or message.get("role") != "user":
             continue
         content = message.get("content", "")
         if isinstance(content, str):
-            return content
-        return "\n".join(
-            str(b.get("text", "")) for b in content if isinstance(b, Mapping) and b.get("type") == "text"
-        )
-    return ""
+            texts.append(content)
+        else:
+            texts.append(
+                "\n".join(
+                    str(b.get("text", ""))
+                    for b in content
+                    if isinstance(b, Mapping) and b.get("type") == "text"
+                )
+            )
+    return texts
 
 
 def source_text(params: Mapping[str, Any]) -> tuple[str, str | None]:
-    """The text to answer from: the `<document>` bodies of the last user turn, else all of it."""
-    text = _user_text(params)
-    documents = _DOCUMENT_RE.findall(text)
-    if not documents:
-        return text.strip(), None
-    match = _DOC_ID_RE.search(documents[0][0])
-    return "\n\n".join(body.strip() for _, body in documents), match.group(1) if match else None
+    """The text to answer from: the fenced bodies of the latest user turn that has any.
+
+    A repair turn ("your previous answer could not be used...") carries no fence, so the answer is
+    still about the document of the first turn, as a real model's would be. Without any fence the
+    last user turn is the text. A JSON body (an extraction, corpus statistics) is read as prose.
+    """
+    texts = _user_texts(params)
+    for text in texts:
+        blocks = _FENCE_RE.findall(text)
+        if blocks:
+            doc_id = next((m.group(1) for _, attrs, _ in blocks if (m := _DOC_ID_RE.search(attrs))), None)
+            return "\n\n".join(_prose(body.strip()) for _, _, body in blocks), doc_id
+    return (texts[0].strip() if texts else ""), None
+
+
+def _prose(body: str) -> str:
+    """A JSON body as sentences ("distribution: business 137, technical 91."), anything else as is."""
+    if not body.startswith(("{", "[")):
+        return body
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    return (
+        " ".join(_sentence_of(key, value) for key, value in data.items()) if isinstance(data, dict) else body
+    )
+
+
+def _sentence_of(key: str, value: Any) -> str:
+    return f"{key.replace('_', ' ').capitalize()}: {_phrase_of(value)}."
+
+
+def _phrase_of(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k.replace('_', ' ')} {_phrase_of(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "; ".join(_phrase_of(item) for item in value[:15])
+    return str(value)
 
 
 def _sentences(text: str, counts: Mapping[str, int]) -> tuple[str, ...]:

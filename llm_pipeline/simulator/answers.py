@@ -61,6 +61,14 @@ class Answer:
     stop_sequence: str | None = None
 
 
+#: Longest sentence a generated paragraph quotes; keeps paragraphs paragraph-sized.
+_SENTENCE_CHARS = 400
+
+
+def _clip(sentence: str, limit: int) -> str:
+    return sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…"
+
+
 def _join(items: Sequence[str]) -> str:
     items = list(items)
     if len(items) <= 1:
@@ -163,12 +171,13 @@ class _DocumentProvider:
         return f"{_join(names)} in focus" if names else "Nothing to report"
 
     def paragraph(self, index: int) -> str:
+        """A lead sentence and two salient ones; long sentences are cut, as a summary would."""
         sentences = self._a.sentences
         lead = [
             f"The material centres on {_join(self._a.topics[:4]) or 'no particular topic'}.",
             f"Frequently named: {_join(self._names()[:4]) or 'nobody in particular'}.",
         ][index % 2]
-        tail = " ".join(sentences[2 * index : 2 * index + 2])
+        tail = " ".join(_clip(s, _SENTENCE_CHARS) for s in sentences[2 * index : 2 * index + 2])
         return f"{lead} {tail}".strip()
 
     def rationale(self) -> str:

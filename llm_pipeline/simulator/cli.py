@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ignore \"ignore previous instructions ... 'word'\" in documents (default: obey it)",
     )
+    faults.add_argument(
+        "--fault-models",
+        nargs="+",
+        metavar="MODEL",
+        help="confine every fault to requests for these models (default: all models)",
+    )
 
     batches = parser.add_argument_group("message batches")
     batches.add_argument(
@@ -145,6 +151,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
             p_refusal=args.p_refusal,
             outage=args.outage,
             gullible=not args.no_gullible,
+            models=tuple(args.fault_models or ()),
         ),
         batch_processing_s=args.batch_processing_seconds,
         batch_expiry_s=args.batch_expiry_seconds,

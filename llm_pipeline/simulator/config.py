@@ -137,6 +137,9 @@ class Faults:
     `outage` (500 or 529) fails every API request until it is switched back to `None`.
     `gullible` makes the model obey "ignore previous instructions ... 'word'" in a document by
     writing that word into the first enum field, violating the schema as a naive model would.
+    `models`, when not empty, confines every fault (outage and schedule included) to requests for
+    those models: one model's outage while another keeps answering, as a fallback test needs.
+    Requests for other models are neither faulted nor counted by the schedule.
     """
 
     p429: float = 0.0
@@ -152,6 +155,7 @@ class Faults:
     outage: int | None = None
     gullible: bool = True
     schedule: tuple[ScheduledFault, ...] = ()
+    models: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         status = (self.p_drop, self.p_hang, self.p429, self.p500, self.p529)
@@ -164,6 +168,7 @@ class Faults:
         if self.retry_after_s < 0 or self.hang_s < 0:
             raise ValueError("retry_after_s and hang_s must be >= 0")
         object.__setattr__(self, "schedule", tuple(self.schedule))
+        object.__setattr__(self, "models", tuple(self.models))
 
 
 @dataclass(frozen=True)

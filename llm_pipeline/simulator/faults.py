@@ -1,6 +1,7 @@
 """Deciding which fault, if any, a request meets.
 
-Precedence, per API request (every `/v1/...` route, after auth):
+Precedence, per API request (every `/v1/...` route, after auth; only requests for `Faults.models`
+when that is set):
 
 1. `outage` set: the request fails with that status (500 or 529);
 2. the first `ScheduledFault` whose window holds this request (see `ScheduledFault`);
@@ -95,8 +96,11 @@ class FaultInjector:
             return rule
         return None
 
-    def on_request(self) -> Decision:
+    def on_request(self, model: str | None = None) -> Decision:
+        """The fault for the next API request; `model` matters only when `Faults.models` is set."""
         faults = self.faults
+        if faults.models and model not in faults.models:
+            return _NONE
         self._seen += 1
         if faults.outage is not None:
             return Decision(kind=f"outage{faults.outage}")

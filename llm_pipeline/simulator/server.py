@@ -146,7 +146,7 @@ class SimulatorService:
             try:
                 body = await self._read(request, limit)
                 self._authenticate(request)
-                decision = self.faults.on_request()
+                decision = self.faults.on_request(self._model_of(body))
                 if decision.kind is not None:
                     await self._inject(request, decision)
                 response = await handler(request, body, request_id, decision)
@@ -164,6 +164,16 @@ class SimulatorService:
                 stats.leave(status)
             if status:
                 stats.route(endpoint, status)
+
+    def _model_of(self, body: bytes) -> str | None:
+        """The request's model, parsed only when faults are confined to some models (hot path)."""
+        if not self.faults.faults.models:
+            return None
+        try:
+            params = json.loads(body)
+        except ValueError:
+            return None
+        return params.get("model") if isinstance(params, dict) else None
 
     # -- Messages -------------------------------------------------------------------------
 
