@@ -1,4 +1,4 @@
-"""The Dagster web stack as users run it, started once per session for the e2e tests.
+"""The Dagster web stack as users run it, started once for the e2e package and stopped after it.
 
 - `e2e_instance`: a temporary DAGSTER_HOME with a small dagster.yaml of our own, and a temporary
   LLM_PIPELINE_DATA_DIR holding the sample days trimmed to `DOCS_PER_DAY` documents.
@@ -97,7 +97,7 @@ def _trim_sample_days(target: Path) -> None:
         (target / f"{day}.jsonl").write_text("".join(lines), encoding="utf-8")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def e2e_instance(tmp_path_factory: pytest.TempPathFactory) -> E2EInstance:
     root = tmp_path_factory.mktemp("e2e")
     home, data_dir, logs = root / "dagster_home", root / "data", root / "logs"
@@ -124,7 +124,7 @@ def _stop(process: ProcessGroup, log: Path) -> None:
         (ARTIFACTS / log.name).write_bytes(log.read_bytes())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def webserver(e2e_instance: E2EInstance) -> Iterator[Webserver]:
     port = free_port()
     log = e2e_instance.logs / "webserver.log"
@@ -140,7 +140,7 @@ def webserver(e2e_instance: E2EInstance) -> Iterator[Webserver]:
         _stop(process, log)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def daemon(e2e_instance: E2EInstance) -> Iterator[Daemon]:
     log = e2e_instance.logs / "daemon.log"
     process = _start([str(_BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], e2e_instance, log)
@@ -167,7 +167,7 @@ def _wait_for_backfill(webserver: Webserver, daemon: Daemon, backfill_id: str) -
         time.sleep(1)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def completed_backfill(webserver: Webserver, daemon: Daemon) -> dict[str, Any]:
     """Every sample day of the four assets, launched like the UI's backfill button, run to the end.
 
