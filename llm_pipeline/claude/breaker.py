@@ -1,0 +1,132 @@
+"""A circuit breaker per model whose state every process of a deployment shares.
+
+    closed ──threshold counted failures within window_s, none succeeded between──► open
+    open ──open_s──► half-open
+    half-open: exactly one caller (the probe) goes through; everyone else still fails fast
+    probe succeeds ──► closed            probe fails ──► open again
+
+Counted failures are the ones that say the upstream is unhealthy: 5xx, 529, timeouts, dropped
+connections; a success clears the count (a few percent of 5xx at high throughput is noise that
+retries absorb, an outage is a run of failures with no success). A 429 is the limiter's
+business (the upstream is healthy, we are too fast) and a `PermanentError` is the request's
+fault; neither counts. When a probe meets one of those, the
+upstream did answer, so the probe counts as a success.
+
+Fail-fast means `CircuitOpen` naming the breaker and the last upstream error, without waiting for
+the limiter or the network. The probe slot is claimed atomically with an expiry (`probe_ttl_s`),
+so a prober that crashed cannot wedge the breaker; a cancelled prober gives the slot back. The
+state lives in the memory / SQLite / Redis backend (`state/circuit.py` holds the transitions).
+Circuit-breaker libraries let every caller through in half-open, hence this small own one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llm_pipeline.claude.errors import CircuitOpen, ConnectionFailed, Overloaded, ServerError, Timeout
+from llm_pipeline.claude.state.base import BreakerStore
+from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
+
+__all__ = ["COUNTED", "Breaker", "BreakerEvent", "Pass"]
+
+COUNTED = (ServerError, Overloaded, Timeout, ConnectionFailed)
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerEvent:
+    """A state change of one breaker, for the run log."""
+
+    name: str
+    transition: Transition
+    last_error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """Permission for one attempt; `probe` marks the single half-open trial."""
+
+    probe: bool
+    #: Failures were on record when admitted, so a success must clear them (else it writes nothing).
+    dirty: bool = True
+
+
+class Breaker:
+    """Guards one model: `check` before waiting, `admit` before sending, `record` after."""
+
+    __slots__ = ("_key", "_last", "_on_event", "_store", "name", "policy")
+
+    def __init__(
+        self,
+        name: str,
+        store: BreakerStore,
+        *,
+        threshold: int,
+        window_s: float,
+        open_s: float,
+        probe_ttl_s: float,
+        on_event: Callable[[BreakerEvent], None] | None = None,
+        namespace: str = "",
+    ) -> None:
+        self.name = name
+        #: Where the state lives: per endpoint, so a simulator's outage never opens the real API's.
+        self._key = f"{namespace}/{name}" if namespace else name
+        self.policy = BreakerPolicy(
+            threshold=threshold, window_s=window_s, open_s=open_s, probe_ttl_s=probe_ttl_s
+        )
+        self._store = store
+        self._on_event = on_event
+        self._last: Admission | None = None
+
+    @staticmethod
+    def counts(error: BaseException) -> bool:
+        """Does this error say the upstream is unhealthy?"""
+        return isinstance(error, COUNTED)
+
+    def _reject(self, admission: Admission) -> CircuitOpen:
+        why = "a probe is in flight" if admission.state == "half_open" else "open"
+        return CircuitOpen(
+            f"circuit breaker {self.name!r} is {why} (next probe in {admission.retry_in_s:.1f}s); "
+            f"last upstream error: {admission.last_error or 'unknown'}",
+            model=self.name,
+            last_error=admission.last_error,
+        )
+
+    async def check(self) -> None:
+        """Fail fast (CircuitOpen) when this attempt would be rejected; claims nothing."""
+        admission = await self._store.admit(self._key, self.policy, claim=False)
+        self._last = admission
+        if admission.verdict == "reject":
+            raise self._reject(admission)
+
+    async def admit(self) -> Pass:
+        """Claim the right to send one attempt (the probe slot when half-open) or raise CircuitOpen."""
+        admission = await self._store.admit(self._key, self.policy, claim=True)
+        self._last = admission
+        if admission.verdict == "reject":
+            raise self._reject(admission)
+        return Pass(probe=admission.verdict == "probe", dirty=admission.failures > 0)
+
+    async def record(self, granted: Pass, error: BaseException | None = None) -> None:
+        """Report how the admitted attempt ended (None = success)."""
+        if error is not None and self.counts(error):
+            transition = await self._store.failure(
+                self._key, self.policy, probe=granted.probe, error=str(error)
+            )
+        elif granted.probe or granted.dirty:
+            transition = await self._store.success(self._key, probe=granted.probe)
+        else:
+            transition = None
+        if transition is not None and self._on_event is not None:
+            self._on_event(BreakerEvent(self.name, transition, "" if error is None else str(error)))
+
+    async def release(self, granted: Pass) -> None:
+        """The attempt was abandoned (cancelled) without a verdict: free the probe slot."""
+        if granted.probe:
+            await self._store.release(self._key)
+
+    def __repr__(self) -> str:
+        state = "unknown" if self._last is None else self._last.state
+        return (
+            f"<Breaker {self.name!r} state={state} threshold={self.policy.threshold}/{self.policy.window_s}s>"
+        )

@@ -1,0 +1,254 @@
+"""One logical call: ledger → limiter → breaker → SDK → ledger, in layers readable one at a time.
+
+    call               ledger lookup (a hit costs nothing), fallback selection, one CallRecord
+    _call_with_retry   RetryPolicy around attempts; a 429 pauses the shared limiter instead
+    _call_once         breaker.check → limiter.reserve → breaker.admit → SDK with a timeout →
+                       ledger.put → usage + headers → limiter.settle/observe → breaker.record
+
+`call` never raises for a per-request failure: the error comes back as a value in `CallResult`
+(typed, from `errors.py`). What escapes is a bug, or cancellation. When the primary model's breaker
+is open (`CircuitOpen`) and a fallback model is configured, the call goes to the fallback (its
+own limiter and breaker) and the record says `model=<fallback>, fallback=True`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anthropic
+from anthropic.types import Message
+
+from llm_pipeline.claude.breaker import Breaker
+from llm_pipeline.claude.clock import Clock
+from llm_pipeline.claude.errors import CircuitOpen, LLMError, RateLimited
+from llm_pipeline.claude.ledger import Ledger, LedgerHit
+from llm_pipeline.claude.limiter import Limiter, estimate_input_tokens
+from llm_pipeline.claude.metrics import CallRecord, RecordSink
+from llm_pipeline.claude.pricing import cost
+from llm_pipeline.claude.retry import RetryPolicy
+from llm_pipeline.claude.runner import ProgressSink, Runner
+from llm_pipeline.claude.sdk_errors import map_sdk_errors
+from llm_pipeline.claude.settings import ClaudeSettings
+from llm_pipeline.claude.state.base import StateBackend
+from llm_pipeline.claude.types import CallResult, Request
+
+__all__ = ["Client", "EventSink"]
+
+EventSink = Callable[[object], None]
+#: Extra seconds a probe slot stays claimed beyond the call timeout, covering the limiter wait.
+_PROBE_GRACE_S = 30.0
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What one logical call went through, across attempts (becomes the CallRecord)."""
+
+    attempts: int = 0
+    rate_limited: int = 0
+    latency_s: float = 0.0
+    request_id: str | None = None
+
+
+class Client:
+    """Sends `Request`s; build it with `open_client`, which also closes what it opened."""
+
+    def __init__(
+        self,
+        settings: ClaudeSettings,
+        *,
+        sdk: anthropic.AsyncAnthropic,
+        state: StateBackend,
+        clock: Clock,
+        retry: RetryPolicy,
+        on_record: RecordSink | None = None,
+        on_event: EventSink | None = None,
+    ) -> None:
+        self.settings = settings
+        self.ledger = Ledger(state.ledger, clock=clock, refresh=settings.refresh, namespace=settings.endpoint)
+        self._sdk = sdk
+        self._state = state
+        self._clock = clock
+        self._retry = retry
+        self._on_record = on_record
+        self._on_event = on_event
+        self._limiters: dict[str, Limiter] = {}
+        self._breakers: dict[str, Breaker] = {}
+
+    def limiter_for(self, model: str) -> Limiter:
+        """Each model has its own limits (ANTHROPIC_FACTS §2), so its own limiter."""
+        if model not in self._limiters:
+            s = self.settings
+            self._limiters[model] = Limiter(
+                model,
+                self._state.limiter,
+                rpm=s.rpm,
+                itpm=s.itpm,
+                otpm=s.otpm,
+                burst_seconds=s.burst_seconds,
+                clock=self._clock,
+                namespace=s.endpoint,
+            )
+        return self._limiters[model]
+
+    def breaker_for(self, model: str) -> Breaker:
+        if model not in self._breakers:
+            s = self.settings
+            self._breakers[model] = Breaker(
+                model,
+                self._state.breaker,
+                threshold=s.breaker_threshold,
+                window_s=s.breaker_window_s,
+                open_s=s.breaker_open_s,
+                probe_ttl_s=s.timeout_s + _PROBE_GRACE_S,
+                on_event=self._on_event,
+                namespace=s.endpoint,
+            )
+        return self._breakers[model]
+
+    async def call(self, request: Request) -> CallResult:
+        """Answer one request: from the ledger, the primary model, or the fallback."""
+        fallback = self.settings.fallback_model
+        alternatives = [fallback] if fallback and fallback != request.model else []
+        hit = await self.ledger.get(request, also_models=alternatives)
+        if hit is not None:
+            return self._cached(request, hit)
+        began, tally = self._clock.now(), _Tally()
+        try:
+            message = await self._call_with_retry(request, tally)
+            return self._finish(request, tally, began, message=message)
+        except CircuitOpen as exc:
+            if not alternatives:
+                return self._finish(request, tally, began, error=exc)
+        except LLMError as exc:
+            return self._finish(request, tally, began, error=exc)
+        rerouted = request.with_model(alternatives[0])
+        try:
+            message = await self._call_with_retry(rerouted, tally)
+            return self._finish(rerouted, tally, began, message=message, fallback=True)
+        except LLMError as exc:
+            return self._finish(rerouted, tally, began, error=exc, fallback=True)
+
+    async def _call_with_retry(self, request: Request, tally: _Tally) -> Message:
+        limiter = self.limiter_for(request.model)
+        return await self._retry.call(
+            lambda: self._call_once(request, tally),
+            key=request.key,
+            model=request.model,
+            cool_down=limiter.cool_down,
+        )
+
+    async def _call_once(self, request: Request, tally: _Tally) -> Message:
+        limiter, breaker = self.limiter_for(request.model), self.breaker_for(request.model)
+        await breaker.check()
+        reservation = await limiter.reserve(estimate_input_tokens(request.params), request.max_tokens)
+        try:
+            granted = await breaker.admit()
+        except CircuitOpen:
+            await limiter.release(reservation)
+            raise
+        tally.attempts += 1
+        started = self._clock.now()
+        try:
+            with map_sdk_errors(self._clock.now, timeout_s=self.settings.timeout_s):
+                async with asyncio.timeout(self.settings.timeout_s):
+                    raw = await self._sdk.messages.with_raw_response.create(
+                        **request.params, timeout=self.settings.timeout_s
+                    )
+                    message = await raw.parse()
+        except LLMError as exc:
+            tally.latency_s, tally.request_id = self._clock.now() - started, exc.request_id
+            tally.rate_limited += isinstance(exc, RateLimited)
+            if exc.status_code is not None:  # the server answered: nothing was generated
+                await limiter.settle(reservation, reservation.input_tokens, 0)
+            await breaker.record(granted, exc)
+            raise
+        except asyncio.CancelledError:
+            await breaker.release(granted)
+            raise
+        tally.latency_s, tally.request_id = self._clock.now() - started, raw.request_id
+        await self.ledger.put(request, message)  # first: a crash from here on cannot cost a second payment
+        usage = message.usage
+        await limiter.settle(
+            reservation, usage.input_tokens + (usage.cache_creation_input_tokens or 0), usage.output_tokens
+        )
+        await limiter.observe(raw.headers)
+        await breaker.record(granted, None)
+        return message
+
+    def _cached(self, request: Request, hit: LedgerHit) -> CallResult:
+        answered = request.with_model(hit.model) if hit.model != request.model else request
+        usage = hit.message.usage
+        record = CallRecord(
+            key=request.key,
+            model=hit.model,
+            outcome="ok",
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=0.0,
+            cached=True,
+            fallback=hit.model != request.model,
+            stop_reason=hit.message.stop_reason,
+        )
+        self._emit(record)
+        return CallResult(answered, record, message=hit.message)
+
+    def _finish(
+        self,
+        request: Request,
+        tally: _Tally,
+        began: float,
+        *,
+        message: Message | None = None,
+        error: LLMError | None = None,
+        fallback: bool = False,
+    ) -> CallResult:
+        latency_ms = tally.latency_s * 1000.0
+        wait_ms = max(0.0, (self._clock.now() - began) * 1000.0 - latency_ms)
+        common = {
+            "key": request.key,
+            "model": request.model,
+            "latency_ms": latency_ms,
+            "wait_ms": wait_ms,
+            "attempts": tally.attempts,
+            "rate_limited": tally.rate_limited,
+            "fallback": fallback,
+            "request_id": tally.request_id,
+        }
+        if message is not None:
+            usage = message.usage
+            record = CallRecord(
+                outcome="ok",
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
+                cache_read_input_tokens=usage.cache_read_input_tokens or 0,
+                cost_usd=cost(request.model, usage),
+                stop_reason=message.stop_reason,
+                **common,
+            )
+        else:
+            assert error is not None
+            record = CallRecord(outcome="error", error_type=type(error).__name__, error=str(error), **common)
+        self._emit(record)
+        return CallResult(request, record, message=message, error=error)
+
+    def _emit(self, record: CallRecord) -> None:
+        if self._on_record is not None:
+            self._on_record(record)
+
+    def runner(self, *, on_progress: ProgressSink | None = None, progress_every_s: float = 5.0) -> Runner:
+        """A `Runner` sized to `settings.max_concurrency`, for fanning this client out."""
+        return Runner(
+            self.settings.max_concurrency,
+            on_progress=on_progress,
+            progress_every_s=progress_every_s,
+            clock=self._clock,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<Client model={self.settings.model!r} fallback={self.settings.fallback_model!r} "
+            f"state={self._state.kind} limiters={list(self._limiters)}>"
+        )

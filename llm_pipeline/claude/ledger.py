@@ -1,0 +1,123 @@
+"""The durable request→response ledger: never pay twice for the same answer (issue 5).
+
+Every successful response is stored as soon as it arrives, keyed by a fingerprint of everything
+that determines the answer; before calling, the client looks the fingerprint up, and a hit costs
+nothing. A crashed or re-run partition therefore resumes where it stopped, and overlapping
+backfills share answers.
+
+    fingerprint = sha256(canonical JSON of params minus transport-only keys)
+
+Canonical JSON: sorted keys, no spaces, UTF-8. Included: model, system, messages, tools,
+tool_choice, output_config, max_tokens, temperature, top_p, top_k, stop_sequences, thinking and
+any other parameter, since an unknown key may change the answer. Excluded (they cannot):
+`metadata`, `stream`, `service_tier` and the SDK's `extra_*`/`timeout` options.
+
+Entries are stored under `<endpoint host>:<fingerprint>`: the endpoint determines the answer as
+much as the prompt does, and a state directory shared by a simulator demo and real runs must
+never serve a simulated answer as Claude's. (Simulators on different ports share `127.0.0.1`;
+their answers are deterministic.)
+
+Storage follows `settings.state`: memory, a WAL SQLite file `ledger.sqlite` in the state
+directory, or Redis. `refresh=True` skips lookups for a run (after a prompt fix) but still
+writes, so the next normal run sees the fresh answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from anthropic.types import Message
+
+from llm_pipeline.claude.clock import Clock
+from llm_pipeline.claude.state.base import LedgerEntry, LedgerStats, LedgerStore
+from llm_pipeline.claude.types import Request
+
+__all__ = ["TRANSPORT_ONLY_PARAMS", "Ledger", "LedgerHit", "LedgerStats", "fingerprint"]
+
+TRANSPORT_ONLY_PARAMS = frozenset(
+    {"metadata", "stream", "service_tier", "extra_headers", "extra_query", "extra_body", "timeout"}
+)
+
+
+def fingerprint(params: Mapping[str, Any]) -> str:
+    """sha256 hex of the canonical JSON of the answer-determining parameters."""
+    kept = {k: v for k, v in params.items() if k not in TRANSPORT_ONLY_PARAMS}
+    canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerHit:
+    """A stored answer: the model that gave it and when."""
+
+    message: Message
+    model: str
+    key: str
+    created_at: float
+    fingerprint: str
+
+
+class Ledger:
+    """Lookups before a call, writes right after a success."""
+
+    __slots__ = ("_clock", "_store", "namespace", "refresh")
+
+    def __init__(
+        self, store: LedgerStore, *, clock: Clock, refresh: bool = False, namespace: str = ""
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self.refresh = refresh
+        self.namespace = namespace
+
+    def _key(self, request: Request) -> str:
+        digest = fingerprint(request.params)
+        return f"{self.namespace}:{digest}" if self.namespace else digest
+
+    async def get(self, request: Request, *, also_models: Sequence[str] = ()) -> LedgerHit | None:
+        """The stored answer for `request`, or for the same request sent to one of `also_models`.
+
+        Asking for the fallback model too means a document the fallback once answered is not
+        paid for again on the primary.
+        """
+        if self.refresh:
+            return None
+        variants = [request, *(request.with_model(m) for m in also_models if m != request.model)]
+        entry = await self._store.get([self._key(v) for v in variants])
+        if entry is None:
+            return None
+        return LedgerHit(
+            message=Message.model_validate_json(entry.message_json),
+            model=entry.model,
+            key=entry.key,
+            created_at=entry.created_at,
+            fingerprint=entry.fingerprint,
+        )
+
+    async def put(self, request: Request, message: Message) -> None:
+        await self._store.put(
+            LedgerEntry(
+                fingerprint=self._key(request),
+                key=request.key,
+                model=request.model,
+                message_json=message.model_dump_json(),
+                input_tokens=message.usage.input_tokens,
+                output_tokens=message.usage.output_tokens,
+                created_at=self._clock.now(),
+            )
+        )
+
+    async def stats(self) -> LedgerStats:
+        return await self._store.stats()
+
+    async def prune(self, older_than: timedelta) -> int:
+        """Delete answers stored more than `older_than` ago; returns how many."""
+        return await self._store.prune(self._clock.now() - older_than.total_seconds())
+
+    def __repr__(self) -> str:
+        return f"<Ledger store={type(self._store).__name__} refresh={self.refresh}>"

@@ -1,0 +1,193 @@
+"""Run many calls with at most N in flight, in bounded memory, streaming results as they finish.
+
+A fixed pool of N worker tasks pulls items from the (sync or async) iterator one at a time, so a
+100,000-document partition never holds more than N coroutines, not one task per document. Each
+pulled item takes one of W window slots (W = 4N by default), given back only when its result has
+been yielded: with `ordered=True` results come out in input order, and one slow head item can
+hold back at most W items instead of letting the reorder buffer grow without bound; with
+`ordered=False` results come out as completed and the window bounds what an idle consumer
+leaves queued.
+
+Per-request failures are values (`CallResult.error`) and never stop the run. An exception that
+escapes `fn` (a bug, or a deliberate systemic abort such as a bad API key) cancels the in-flight
+work and propagates from `map`. `on_progress` gets a `Progress` at most every `progress_every_s`
+and once at the end; `failed` counts results whose `.ok` is False.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from llm_pipeline.claude.clock import Clock, SystemClock
+
+__all__ = ["Progress", "ProgressSink", "Runner"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    done: int
+    total: int | None
+    elapsed_s: float
+    rate_per_s: float
+    eta_s: float | None
+    failed: int
+
+
+ProgressSink = Callable[[Progress], None]
+
+
+class _Failed:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_FINISHED = object()
+
+
+class _Source(Generic[T]):
+    """Hands out (index, item) pairs to the workers; None once the items run out."""
+
+    def __init__(self, items: Iterable[T] | AsyncIterable[T]) -> None:
+        self._sync: Iterator[T] | None = None
+        self._async: AsyncIterator[T] | None = None
+        if isinstance(items, AsyncIterable):
+            self._async = aiter(items)
+            self._lock = asyncio.Lock()
+        else:
+            self._sync = iter(items)
+        self._index = 0
+        self._exhausted = False
+
+    async def next(self) -> tuple[int, T] | None:
+        if self._exhausted:
+            return None
+        if self._sync is not None:
+            item = next(self._sync, _FINISHED)
+        else:
+            async with self._lock:
+                item = await anext(self._async, _FINISHED) if not self._exhausted else _FINISHED  # type: ignore[arg-type]
+        if item is _FINISHED:
+            self._exhausted = True
+            return None
+        index, self._index = self._index, self._index + 1
+        return index, item  # type: ignore[return-value]
+
+
+class Runner:
+    """Bounded-concurrency fan-out; reusable, holds no asyncio objects between runs."""
+
+    def __init__(
+        self,
+        max_concurrency: int,
+        *,
+        on_progress: ProgressSink | None = None,
+        progress_every_s: float = 5.0,
+        window: int | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be >= 1")
+        self.max_concurrency = max_concurrency
+        self.window = window if window is not None else 4 * max_concurrency
+        if self.window < max_concurrency:
+            raise ValueError("window must be >= max_concurrency")
+        self._on_progress = on_progress
+        self._every = progress_every_s
+        self._clock = clock or SystemClock()
+
+    async def map(
+        self,
+        fn: Callable[[T], Awaitable[R]],
+        items: Iterable[T] | AsyncIterable[T],
+        *,
+        ordered: bool = True,
+        total: int | None = None,
+    ) -> AsyncIterator[R]:
+        """Yield `fn(item)` for every item, in input order (or as completed), N at a time."""
+        if total is None and hasattr(items, "__len__"):
+            total = len(items)  # type: ignore[arg-type]
+        source: _Source[T] = _Source(items)
+        slots = asyncio.Semaphore(self.window)
+        results: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def worker() -> None:
+            try:
+                while True:
+                    await slots.acquire()
+                    pulled = await source.next()
+                    if pulled is None:
+                        slots.release()
+                        break
+                    index, item = pulled
+                    results.put_nowait((index, await fn(item)))
+            except Exception as exc:  # noqa: BLE001 - the one boundary: the consumer cancels the rest, re-raises
+                results.put_nowait(_Failed(exc))
+            else:
+                results.put_nowait(_FINISHED)
+
+        started = last_report = self._clock.now()
+        done = failed = finished_workers = 0
+        buffered: dict[int, R] = {}
+        next_index = 0
+        workers = [asyncio.create_task(worker()) for _ in range(self.max_concurrency)]
+        try:
+            while finished_workers < len(workers):
+                message = await results.get()
+                if message is _FINISHED:
+                    finished_workers += 1
+                    continue
+                if isinstance(message, _Failed):
+                    raise message.error
+                index, result = message
+                done += 1
+                failed += getattr(result, "ok", True) is False
+                now = self._clock.now()
+                if self._on_progress is not None and now - last_report >= self._every:
+                    last_report = now
+                    self._on_progress(self._progress(done, failed, total, now - started))
+                if not ordered:
+                    slots.release()
+                    yield result
+                    continue
+                buffered[index] = result
+                while next_index in buffered:
+                    ready = buffered.pop(next_index)
+                    next_index += 1
+                    slots.release()
+                    yield ready
+            if self._on_progress is not None:
+                self._on_progress(self._progress(done, failed, total, self._clock.now() - started))
+        finally:
+            for task in workers:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*workers, return_exceptions=True)
+
+    async def run(
+        self,
+        fn: Callable[[T], Awaitable[R]],
+        items: Iterable[T] | AsyncIterable[T],
+        *,
+        ordered: bool = True,
+        total: int | None = None,
+    ) -> list[R]:
+        """`map` collected into a list (convenient when the results fit in memory)."""
+        return [result async for result in self.map(fn, items, ordered=ordered, total=total)]
+
+    @staticmethod
+    def _progress(done: int, failed: int, total: int | None, elapsed: float) -> Progress:
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if total is not None and rate > 0 else None
+        return Progress(done=done, total=total, elapsed_s=elapsed, rate_per_s=rate, eta_s=eta, failed=failed)
+
+    def __repr__(self) -> str:
+        return f"Runner(max_concurrency={self.max_concurrency}, window={self.window})"

@@ -1,0 +1,131 @@
+"""GCRA arithmetic over several rates, booked together (pure functions; the backends store rows).
+
+A row holds one theoretical arrival time (TAT) per rate and a shared pause. A request costs
+`c_i = weight_i / rate_i` seconds of rate i. With burst tolerance `tau` (seconds), its earliest
+start is
+
+    s = max(now, paused_until, max_i(TAT_i + c_i - tau))
+
+and booking it sets `TAT_i = max(TAT_i, s) + c_i` for every rate at once. Bookings are made when
+the caller arrives, so later callers get later starts: arrival order is release order (FIFO).
+
+Corrections after the fact (`adjust`): a charge counts from now. A give-back lowers TATs, but
+while bookings still wait for their start it cannot go below the end of the latest one
+(`last_start + c_i`): those callers will still spend their share at their start, and crediting
+room "before" them would let the next caller start together with them. A cancelled waiter that
+is still the latest change is undone exactly (`undo`, checked by the row's version); otherwise
+its room is given back under the same floor.
+
+A cool-down of D more seconds (`cool_down`, after a 429) shifts the whole schedule by D: TATs
+move by D, and `shift` grows by D so that callers already waiting add D to their start (they
+compare the shift they booked under with the current one). Queued callers thus keep their
+spacing instead of all firing when the pause ends; and since a 429 says the server's bucket is
+empty now, every TAT is also at least `now + tau`.
+
+The Redis backend runs the same formulas as a Lua script; keep the two in sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+__all__ = ["FIELDS", "LimiterRow", "adjust", "cool_down", "raise_floor", "reserve", "undo"]
+
+#: Field order of `LimiterRow.fields()`; the SQLite columns and Redis hash fields use it too.
+FIELDS = ("tat0", "tat1", "tat2", "paused_until", "shift", "last_start", "end0", "end1", "end2", "version")
+
+
+#: Float sums of many small costs drift by nanoseconds; a microsecond is far below any timing
+#: that matters and keeps "exactly full" from being read as "one request over".
+EPSILON = 1e-6
+
+
+def _zeros() -> list[float]:
+    return [0.0, 0.0, 0.0]
+
+
+@dataclass(slots=True)
+class LimiterRow:
+    """Stored state of one limiter (times are seconds in the backend's time base)."""
+
+    tats: list[float] = field(default_factory=_zeros)
+    paused_until: float = 0.0
+    #: Total seconds the schedule was pushed back by cool-downs, ever.
+    shift: float = 0.0
+    #: Start of the latest booking and, per rate, where it ends (`last_start + c_i`).
+    last_start: float = 0.0
+    last_ends: list[float] = field(default_factory=_zeros)
+    #: Bumped by every change, so an undo can tell whether anything happened since its booking.
+    version: float = 0.0
+
+    def fields(self) -> tuple[float, ...]:
+        return (*self.tats, self.paused_until, self.shift, self.last_start, *self.last_ends, self.version)
+
+    @classmethod
+    def from_fields(cls, values: Sequence[float]) -> LimiterRow:
+        v = [float(x) for x in values]
+        return cls(
+            tats=v[0:3], paused_until=v[3], shift=v[4], last_start=v[5], last_ends=v[6:9], version=v[9]
+        )
+
+    def backlogs(self, now: float) -> tuple[float, ...]:
+        """Seconds until each rate's bucket is full again (0 = full)."""
+        return tuple(max(0.0, tat - now) for tat in self.tats)
+
+
+def reserve(row: LimiterRow, now: float, costs: Sequence[float], tolerance: float) -> float:
+    """Book `costs` at the earliest start that fits every rate; return that start."""
+    start = max(now, row.paused_until)
+    for tat, cost in zip(row.tats, costs, strict=True):
+        candidate = tat + cost - tolerance
+        if candidate > start + EPSILON:
+            start = candidate
+    row.tats = [max(tat, start) + cost for tat, cost in zip(row.tats, costs, strict=True)]
+    row.last_ends = [max(end, start + cost) for end, cost in zip(row.last_ends, costs, strict=True)]
+    row.last_start = max(row.last_start, start)
+    row.version += 1
+    return start
+
+
+def adjust(row: LimiterRow, now: float, deltas: Sequence[float]) -> None:
+    """Charge (positive) or give back (negative) seconds of each rate after the fact."""
+    queued = row.last_start > now
+    row.tats = [
+        max(tat, now) + delta if delta > 0 else min(tat, max(tat + delta, end)) if queued else tat + delta
+        for tat, delta, end in zip(row.tats, deltas, row.last_ends, strict=True)
+    ]
+    row.version += 1
+
+
+def undo(
+    row: LimiterRow, now: float, before: Sequence[float], version: float, costs: Sequence[float]
+) -> None:
+    """Take back a booking that never started: exactly if nothing changed since it was made."""
+    if row.version == version:
+        restored = LimiterRow.from_fields(before)
+        row.tats, row.last_start, row.last_ends = restored.tats, restored.last_start, restored.last_ends
+        row.version += 1
+    else:
+        adjust(row, now, [-c for c in costs])
+
+
+def cool_down(row: LimiterRow, now: float, seconds: float, tolerance: float) -> None:
+    """Pause everything until now + seconds; push the booked schedule back by the extension."""
+    extension = max(0.0, now + seconds - max(row.paused_until, now))
+    row.paused_until = max(row.paused_until, now + seconds)
+    row.shift += extension
+    row.tats = [max(tat + extension, now + tolerance) for tat in row.tats]
+    if row.last_start > now:
+        row.last_start += extension
+        row.last_ends = [end + extension for end in row.last_ends]
+    row.version += 1
+
+
+def raise_floor(row: LimiterRow, now: float, backlogs: Sequence[float | None]) -> None:
+    """Move TATs forward so each bucket is at least `backlog` seconds from full (never back)."""
+    row.tats = [
+        tat if backlog is None else max(tat, now + backlog)
+        for tat, backlog in zip(row.tats, backlogs, strict=True)
+    ]
+    row.version += 1

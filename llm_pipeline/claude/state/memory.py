@@ -1,0 +1,110 @@
+"""In-process state (`settings.state = None`): dictionaries, shared by every caller of one stack.
+
+Each operation runs without awaiting, so on one event loop it is atomic without a lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from llm_pipeline.claude.state import circuit, gcra
+from llm_pipeline.claude.state.base import Booking, LedgerEntry, LedgerStats
+from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
+
+__all__ = ["MemoryBackend"]
+
+
+class MemoryLimiterStore:
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+        self._rows: dict[str, gcra.LimiterRow] = {}
+
+    def _row(self, name: str) -> gcra.LimiterRow:
+        return self._rows.setdefault(name, gcra.LimiterRow())
+
+    async def reserve(self, name: str, costs: Sequence[float], tolerance: float) -> Booking:
+        now, row = self._now(), self._row(name)
+        before = row.fields()
+        start = gcra.reserve(row, now, costs, tolerance)
+        return Booking(start - now, row.backlogs(now), before, row.version, row.shift)
+
+    async def adjust(self, name: str, deltas: Sequence[float]) -> None:
+        gcra.adjust(self._row(name), self._now(), deltas)
+
+    async def undo(self, name: str, booking: Booking, costs: Sequence[float]) -> None:
+        gcra.undo(self._row(name), self._now(), booking.before, booking.version, costs)
+
+    async def cool_down(self, name: str, seconds: float, tolerance: float) -> None:
+        gcra.cool_down(self._row(name), self._now(), seconds, tolerance)
+
+    async def raise_floor(self, name: str, backlogs: Sequence[float | None]) -> None:
+        gcra.raise_floor(self._row(name), self._now(), backlogs)
+
+    async def peek(self, name: str) -> Booking:
+        now, row = self._now(), self._row(name)
+        return Booking(max(0.0, row.paused_until - now), row.backlogs(now), shift=row.shift)
+
+
+class MemoryBreakerStore:
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+        self._rows: dict[str, circuit.BreakerRow] = {}
+
+    def _row(self, name: str) -> circuit.BreakerRow:
+        return self._rows.setdefault(name, circuit.BreakerRow())
+
+    async def admit(self, name: str, policy: BreakerPolicy, *, claim: bool) -> Admission:
+        return circuit.admit(self._row(name), self._now(), policy, claim=claim)
+
+    async def failure(
+        self, name: str, policy: BreakerPolicy, *, probe: bool, error: str
+    ) -> Transition | None:
+        return circuit.on_failure(self._row(name), self._now(), policy, probe=probe, error=error)
+
+    async def success(self, name: str, *, probe: bool) -> Transition | None:
+        return circuit.on_success(self._row(name), probe=probe)
+
+    async def release(self, name: str) -> None:
+        circuit.release(self._row(name))
+
+
+class MemoryLedgerStore:
+    def __init__(self) -> None:
+        self._entries: dict[str, LedgerEntry] = {}
+
+    async def get(self, fingerprints: Sequence[str]) -> LedgerEntry | None:
+        return next((self._entries[f] for f in fingerprints if f in self._entries), None)
+
+    async def put(self, entry: LedgerEntry) -> None:
+        self._entries[entry.fingerprint] = entry
+
+    async def stats(self) -> LedgerStats:
+        rows = list(self._entries.values())
+        times = [e.created_at for e in rows]
+        return LedgerStats(
+            entries=len(rows),
+            oldest=min(times, default=None),
+            newest=max(times, default=None),
+            input_tokens=sum(e.input_tokens for e in rows),
+            output_tokens=sum(e.output_tokens for e in rows),
+        )
+
+    async def prune(self, before: float) -> int:
+        old = [f for f, e in self._entries.items() if e.created_at < before]
+        for fingerprint in old:
+            del self._entries[fingerprint]
+        return len(old)
+
+
+class MemoryBackend:
+    """State that lives and dies with one stack: right for tests and one-off scripts."""
+
+    kind = "memory"
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.limiter = MemoryLimiterStore(now)
+        self.breaker = MemoryBreakerStore(now)
+        self.ledger = MemoryLedgerStore()
+
+    async def aclose(self) -> None:
+        return None

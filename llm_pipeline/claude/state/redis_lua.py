@@ -1,0 +1,174 @@
+"""Lua twins of `gcra.py` and `circuit.py`, run atomically inside Redis with Redis's own clock.
+
+Keep every formula in step with the Python versions (the backend tests run the same scenarios
+against memory, SQLite and Redis). Numbers travel as `%.17g` strings so doubles round-trip.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BREAKER_LUA", "LIMITER_LUA"]
+
+_COMMON = r"""
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local function fmt(x) return string.format('%.17g', x) end
+"""
+
+LIMITER_LUA = (
+    _COMMON
+    + r"""
+local FIELDS = {'tat0','tat1','tat2','paused_until','shift','last_start','end0','end1','end2','version'}
+local N = #FIELDS
+local key, op, t = KEYS[1], ARGV[1], now()
+local v = redis.call('HMGET', key, unpack(FIELDS))
+local r = {}
+for i = 1, N do r[i] = tonumber(v[i]) or 0 end
+-- r[1..3] tats, r[4] paused_until, r[5] shift, r[6] last_start, r[7..9] last_ends, r[10] version
+local function save()
+  local out = {}
+  for i = 1, N do out[#out + 1] = FIELDS[i]; out[#out + 1] = fmt(r[i]) end
+  redis.call('HSET', key, unpack(out))
+end
+local function with_backlogs(reply)
+  for i = 1, 3 do reply[#reply + 1] = fmt(math.max(0, r[i] - t)) end
+  return reply
+end
+local function adjust(d)
+  local queued = r[6] > t
+  for i = 1, 3 do
+    if d[i] > 0 then r[i] = math.max(r[i], t) + d[i]
+    elseif queued then r[i] = math.min(r[i], math.max(r[i] + d[i], r[6 + i]))
+    else r[i] = r[i] + d[i] end
+  end
+  r[10] = r[10] + 1
+end
+
+if op == 'reserve' then
+  local c, tol = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])}, tonumber(ARGV[5])
+  local before = {}
+  for i = 1, N do before[i] = fmt(r[i]) end
+  local start = math.max(t, r[4])
+  for i = 1, 3 do
+    local candidate = r[i] + c[i] - tol
+    if candidate > start + 1e-6 then start = candidate end
+  end
+  for i = 1, 3 do
+    r[i] = math.max(r[i], start) + c[i]
+    r[6 + i] = math.max(r[6 + i], start + c[i])
+  end
+  r[6] = math.max(r[6], start)
+  r[10] = r[10] + 1
+  save()
+  local reply = with_backlogs({fmt(start - t)})
+  for i = 1, N do reply[#reply + 1] = before[i] end
+  reply[#reply + 1] = fmt(r[10])
+  reply[#reply + 1] = fmt(r[5])
+  return reply
+elseif op == 'adjust' then
+  adjust({tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])})
+elseif op == 'undo' then
+  -- ARGV: 'undo', version, before[1..N], costs[1..3]
+  if r[10] == tonumber(ARGV[2]) then
+    for _, i in ipairs({1, 2, 3, 6, 7, 8, 9}) do r[i] = tonumber(ARGV[2 + i]) end
+    r[10] = r[10] + 1
+  else
+    adjust({-tonumber(ARGV[3 + N]), -tonumber(ARGV[4 + N]), -tonumber(ARGV[5 + N])})
+  end
+elseif op == 'cool_down' then
+  local seconds, tol = tonumber(ARGV[2]), tonumber(ARGV[3])
+  local ext = math.max(0, t + seconds - math.max(r[4], t))
+  r[4] = math.max(r[4], t + seconds)
+  r[5] = r[5] + ext
+  for i = 1, 3 do r[i] = math.max(r[i] + ext, t + tol) end
+  if r[6] > t then
+    for i = 6, 9 do r[i] = r[i] + ext end
+  end
+  r[10] = r[10] + 1
+elseif op == 'raise_floor' then
+  for i = 1, 3 do
+    local b = tonumber(ARGV[1 + i])
+    if b then r[i] = math.max(r[i], t + b) end
+  end
+  r[10] = r[10] + 1
+elseif op == 'peek' then
+  local reply = with_backlogs({fmt(math.max(0, r[4] - t))})
+  reply[#reply + 1] = fmt(r[5])
+  return reply
+else
+  return redis.error_reply('unknown op ' .. op)
+end
+save()
+return with_backlogs({'0'})
+"""
+)
+
+BREAKER_LUA = (
+    _COMMON
+    + r"""
+local key, op, t = KEYS[1], ARGV[1], now()
+local v = redis.call('HMGET', key, 'opened_until', 'probe_until', 'failures', 'last_error')
+local opened, probe = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+local failures = v[3] and cjson.decode(v[3]) or {}
+local last = v[4] or ''
+local function save()
+  local encoded = #failures == 0 and '[]' or cjson.encode(failures)
+  redis.call('HSET', key, 'opened_until', fmt(opened), 'probe_until', fmt(probe), 'failures', encoded,
+             'last_error', last)
+end
+local function state()
+  if opened == 0 then return 'closed' end
+  if t < opened then return 'open' end
+  return 'half_open'
+end
+
+if op == 'admit' then
+  local claim, ttl = ARGV[2], tonumber(ARGV[3])
+  local st = state()
+  if st == 'closed' then return {'allow', st, last, '0', tostring(#failures)} end
+  if st == 'open' then return {'reject', st, last, fmt(opened - t), '0'} end
+  if probe > t then return {'reject', st, last, fmt(probe - t), '0'} end
+  if claim == '0' then return {'allow', st, last, '0', '0'} end
+  probe = t + ttl
+  save()
+  return {'probe', st, last, '0', '0'}
+elseif op == 'failure' then
+  local is_probe, err = ARGV[2], ARGV[3]
+  local threshold, window, open_s = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+  last = err
+  if is_probe == '1' then
+    opened, probe, failures = t + open_s, 0, {}
+    save()
+    return 'reopened'
+  end
+  if state() ~= 'closed' then save() return '' end
+  local recent = {}
+  for _, f in ipairs(failures) do if f > t - window then recent[#recent + 1] = f end end
+  recent[#recent + 1] = t
+  while #recent > threshold do table.remove(recent, 1) end
+  failures = recent
+  if #recent >= threshold then
+    opened, probe, failures = t + open_s, 0, {}
+    save()
+    return 'opened'
+  end
+  save()
+  return ''
+elseif op == 'success' then
+  if opened == 0 then
+    if #failures > 0 then failures = {} save() end
+    return ''
+  end
+  if ARGV[2] ~= '1' then return '' end
+  opened, probe, failures = 0, 0, {}
+  save()
+  return 'closed'
+elseif op == 'release' then
+  probe = 0
+  save()
+  return ''
+end
+return redis.error_reply('unknown op ' .. op)
+"""
+)

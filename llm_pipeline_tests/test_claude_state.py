@@ -1,0 +1,182 @@
+"""The three state backends (memory, SQLite, Redis) behave the same: one scenario table, real time.
+
+Redis runs the Lua twins of `gcra.py`/`circuit.py` on its own clock, so these tests are what keeps
+the two implementations in step. Timings are relative seconds with generous tolerances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from llm_pipeline.claude.state import StateBackend, open_state
+from llm_pipeline.claude.state.base import LedgerEntry
+from llm_pipeline.claude.state.circuit import BreakerPolicy
+
+TOL = 1.0  # one second of burst
+COST = (0.1, 0.0, 0.0)  # 10 requests per second
+SLACK = 0.05  # real time passing between calls
+POLICY = BreakerPolicy(threshold=3, window_s=10.0, open_s=0.2, probe_ttl_s=0.3)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def backend(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[StateBackend]:
+    spec = {"memory": None, "sqlite": str(tmp_path / "state"), "redis": None}[request.param]
+    if request.param == "redis":
+        spec = request.getfixturevalue("redis_url")
+    state = open_state(spec, time.time)
+    assert state.kind == request.param
+    try:
+        yield state
+    finally:
+        await state.aclose()
+
+
+async def test_reserve_burst_then_rate(backend: StateBackend) -> None:
+    delays = [(await backend.limiter.reserve("m", COST, TOL)).delay for _ in range(12)]
+    assert delays[:10] == pytest.approx([0.0] * 10, abs=SLACK)
+    assert delays[10:] == pytest.approx([0.1, 0.2], abs=SLACK)
+
+
+async def test_limiters_are_independent_per_name(backend: StateBackend) -> None:
+    for _ in range(10):
+        await backend.limiter.reserve("a", COST, TOL)
+    assert (await backend.limiter.reserve("b", COST, TOL)).delay == pytest.approx(0.0, abs=SLACK)
+    assert (await backend.limiter.reserve("a", COST, TOL)).delay == pytest.approx(0.1, abs=SLACK)
+
+
+async def test_undo_latest_booking_is_exact(backend: StateBackend) -> None:
+    for _ in range(10):
+        await backend.limiter.reserve("m", COST, TOL)
+    waiting = await backend.limiter.reserve("m", COST, TOL)
+    assert waiting.delay == pytest.approx(0.1, abs=SLACK)
+    await backend.limiter.undo("m", waiting, COST)
+    again = await backend.limiter.reserve("m", COST, TOL)
+    assert again.delay == pytest.approx(0.1, abs=SLACK), "the undone slot is free again"
+
+
+async def test_undo_of_an_older_booking_keeps_later_ones_safe(backend: StateBackend) -> None:
+    for _ in range(10):
+        await backend.limiter.reserve("m", COST, TOL)
+    older = await backend.limiter.reserve("m", COST, TOL)
+    await backend.limiter.reserve("m", COST, TOL)  # +0.2 s, still queued
+    await backend.limiter.undo("m", older, COST)
+    after = await backend.limiter.reserve("m", COST, TOL)
+    assert after.delay == pytest.approx(0.2, abs=SLACK), "the freed token at +0.1 s is still there at +0.2 s"
+
+
+async def test_adjust_charges_and_gives_back(backend: StateBackend) -> None:
+    await backend.limiter.reserve("m", COST, TOL)
+    await backend.limiter.adjust("m", (0.9, 0.0, 0.0))  # now a full second is used
+    assert (await backend.limiter.reserve("m", COST, TOL)).delay == pytest.approx(0.1, abs=SLACK)
+    await backend.limiter.adjust("m", (-1.0, 0.0, 0.0))
+    peek = await backend.limiter.peek("m")
+    assert peek.backlogs[0] == pytest.approx(0.2, abs=SLACK), "not below the end of the queued booking"
+
+
+async def test_cool_down_pauses_shifts_and_empties(backend: StateBackend) -> None:
+    await backend.limiter.cool_down("m", 0.5, TOL)
+    peek = await backend.limiter.peek("m")
+    assert peek.delay == pytest.approx(0.5, abs=SLACK)
+    assert peek.shift == pytest.approx(0.5, abs=SLACK)
+    delays = [(await backend.limiter.reserve("m", COST, TOL)).delay for _ in range(6)]
+    assert delays == pytest.approx([0.5] * 5 + [0.6], abs=SLACK), (
+        "0.5 s of refill from empty, not a full burst"
+    )
+
+
+async def test_raise_floor_only_moves_forward(backend: StateBackend) -> None:
+    await backend.limiter.raise_floor("m", (0.95, None, None))
+    assert (await backend.limiter.reserve("m", COST, TOL)).delay == pytest.approx(0.05, abs=SLACK)
+    await backend.limiter.raise_floor("m", (0.0, None, None))
+    assert (await backend.limiter.peek("m")).backlogs[0] == pytest.approx(1.05, abs=SLACK)
+
+
+async def test_breaker_opens_after_threshold_and_rejects(backend: StateBackend) -> None:
+    assert (await backend.breaker.admit("m", POLICY, claim=True)).verdict == "allow"
+    transitions = [
+        await backend.breaker.failure("m", POLICY, probe=False, error=f"boom {i}") for i in range(3)
+    ]
+    assert transitions == [None, None, "opened"]
+    admission = await backend.breaker.admit("m", POLICY, claim=True)
+    assert (admission.verdict, admission.state, admission.last_error) == ("reject", "open", "boom 2")
+    assert 0 < admission.retry_in_s <= POLICY.open_s
+
+
+async def test_breaker_failures_outside_window_do_not_count(backend: StateBackend) -> None:
+    policy = BreakerPolicy(threshold=2, window_s=0.1, open_s=1.0, probe_ttl_s=1.0)
+    assert await backend.breaker.failure("m", policy, probe=False, error="a") is None
+    await asyncio.sleep(0.15)
+    assert await backend.breaker.failure("m", policy, probe=False, error="b") is None
+    assert await backend.breaker.failure("m", policy, probe=False, error="c") == "opened"
+
+
+async def test_half_open_admits_exactly_one_probe_under_concurrency(backend: StateBackend) -> None:
+    for i in range(3):
+        await backend.breaker.failure("m", POLICY, probe=False, error=f"e{i}")
+    await asyncio.sleep(POLICY.open_s + 0.02)
+    looks = await backend.breaker.admit("m", POLICY, claim=False)
+    assert (looks.verdict, looks.state) == ("allow", "half_open"), "a look does not claim the slot"
+    verdicts = await asyncio.gather(*(backend.breaker.admit("m", POLICY, claim=True) for _ in range(20)))
+    assert sorted(v.verdict for v in verdicts).count("probe") == 1
+    assert {v.verdict for v in verdicts} == {"probe", "reject"}
+    assert await backend.breaker.success("m", probe=True) == "closed"
+    assert (await backend.breaker.admit("m", POLICY, claim=True)).verdict == "allow"
+
+
+async def test_failed_probe_reopens_and_crashed_probe_expires(backend: StateBackend) -> None:
+    for i in range(3):
+        await backend.breaker.failure("m", POLICY, probe=False, error=f"e{i}")
+    await asyncio.sleep(POLICY.open_s + 0.02)
+    assert (await backend.breaker.admit("m", POLICY, claim=True)).verdict == "probe"
+    assert await backend.breaker.failure("m", POLICY, probe=True, error="still down") == "reopened"
+    assert (await backend.breaker.admit("m", POLICY, claim=True)).state == "open"
+    await asyncio.sleep(POLICY.open_s + 0.02)
+    assert (await backend.breaker.admit("m", POLICY, claim=True)).verdict == "probe"  # ...and "crashes"
+    assert (await backend.breaker.admit("m", POLICY, claim=True)).verdict == "reject"
+    await asyncio.sleep(POLICY.probe_ttl_s + 0.02)
+    assert (await backend.breaker.admit("m", POLICY, claim=True)).verdict == "probe", "the slot expired"
+    await backend.breaker.release("m")
+    assert (await backend.breaker.admit("m", POLICY, claim=True)).verdict == "probe", "released slot is free"
+
+
+async def test_success_while_closed_clears_the_failure_count(backend: StateBackend) -> None:
+    for i in range(2):
+        await backend.breaker.failure("m", POLICY, probe=False, error=f"e{i}")
+    assert (await backend.breaker.admit("m", POLICY, claim=True)).failures == 2
+    assert await backend.breaker.success("m", probe=False) is None
+    assert (await backend.breaker.admit("m", POLICY, claim=True)).failures == 0
+    assert await backend.breaker.failure("m", POLICY, probe=False, error="e") is None
+
+
+async def test_only_the_probe_closes_the_breaker(backend: StateBackend) -> None:
+    for i in range(3):
+        await backend.breaker.failure("m", POLICY, probe=False, error=f"e{i}")
+    assert await backend.breaker.success("m", probe=False) is None
+    assert (await backend.breaker.admit("m", POLICY, claim=True)).verdict == "reject"
+
+
+def entry(fingerprint: str, created_at: float, key: str = "doc") -> LedgerEntry:
+    return LedgerEntry(fingerprint, key, "claude-x", '{"id": "msg"}', 10, 5, created_at)
+
+
+async def test_ledger_put_get_stats_prune(backend: StateBackend) -> None:
+    assert await backend.ledger.get(["a"]) is None
+    await backend.ledger.put(entry("a", 100.0))
+    await backend.ledger.put(entry("b", 200.0, key="doc2"))
+    await backend.ledger.put(entry("b", 300.0, key="doc2"))  # a rewrite replaces, never duplicates
+    assert await backend.ledger.get(["zz", "b"]) == entry("b", 300.0, key="doc2")
+    stats = await backend.ledger.stats()
+    assert (stats.entries, stats.oldest, stats.newest, stats.input_tokens, stats.output_tokens) == (
+        2,
+        100.0,
+        300.0,
+        20,
+        10,
+    )
+    assert await backend.ledger.prune(before=150.0) == 1
+    assert await backend.ledger.get(["a"]) is None
+    assert (await backend.ledger.stats()).entries == 1
