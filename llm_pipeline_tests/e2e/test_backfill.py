@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from llm_pipeline_tests.e2e.conftest import ASSETS, DOCS_PER_DAY, PARTITIONS, E2EInstance, Webserver
-from llm_pipeline_tests.e2e.graphql import METADATA_FIELDS, asset_key, metadata
+from llm_pipeline_tests.e2e.graphql import METADATA_FIELDS, asset_key, expect_type, metadata
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -95,3 +95,41 @@ def test_raw_documents_metadata_accounts_for_every_line(asset_nodes: dict[str, d
         values = metadata(materialization["metadataEntries"])
         assert values["ok"] + values["rejected"] == DOCS_PER_DAY, values
         assert values["preview"].startswith("|"), values["preview"][:200]
+
+
+#: The checks of each LLM table (checks.py); raw_documents has none.
+EXPECTED_CHECKS = {
+    "extracted_entities": {"every_document_once", "error_rate"},
+    "classifications": {"every_document_once", "error_rate", "labels_in_taxonomy"},
+    "corpus_report": {"every_document_once", "error_rate"},
+}
+
+
+def test_every_check_ran_and_passed_for_every_partition(
+    webserver: Webserver, asset_nodes: dict[str, dict[str, Any]], completed_backfill: dict[str, Any]
+) -> None:
+    backfill_runs = {run["runId"] for run in completed_backfill["runs"]}
+    for name, checks in EXPECTED_CHECKS.items():
+        listed = expect_type(asset_nodes[name]["assetChecksOrError"], "AssetChecks")["checks"]
+        assert {check["name"] for check in listed} == checks, name
+        for check in sorted(checks):
+            for day in PARTITIONS:
+                variables = {"assetKey": asset_key(name), "checkName": check, "partition": day}
+                executions = webserver.graphql.execute(CHECK_EXECUTIONS, variables)["assetCheckExecutions"]
+                assert executions, f"no execution of {name}.{check} for {day}"
+                latest = executions[0]
+                assert latest["runId"] in backfill_runs, (name, check, day)
+                assert latest["status"] == "SUCCEEDED", (name, check, day, latest)
+                assert latest["evaluation"]["success"], (name, check, day, latest["evaluation"])
+                assert latest["evaluation"]["partition"] == day
+
+
+def test_llm_materializations_report_tokens_cost_and_latency(asset_nodes: dict[str, dict[str, Any]]) -> None:
+    for name in LLM_ASSETS:
+        for materialization in asset_nodes[name]["latestMaterializationByPartition"]:
+            values = metadata(materialization["metadataEntries"])
+            where = (name, materialization["partition"])
+            assert values["input_tokens"] > 0, where
+            assert values["output_tokens"] > 0, where
+            assert values["cost_usd"] > 0, where
+            assert 0 < values["latency_p50_ms"] <= values["latency_p95_ms"], where
