@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -21,6 +22,27 @@ def _ui(args: argparse.Namespace) -> int:
     from llm_pipeline.ui import run
 
     return run(host=args.host, port=args.port)
+
+
+def _ledger_stats(args: argparse.Namespace) -> int:
+    from llm_pipeline.ledger_cli import stats
+
+    return stats(args.state)
+
+
+def _ledger_prune(args: argparse.Namespace) -> int:
+    from llm_pipeline.ledger_cli import prune
+
+    return prune(args.older_than, args.state)
+
+
+def _age(text: str) -> timedelta:
+    from llm_pipeline.ledger_cli import parse_age
+
+    try:
+        return parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +75,21 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=_ui)
+
+    ledger = commands.add_parser(
+        "ledger",
+        help="inspect or prune the durable request → answer ledger",
+        description="The ledger stores every paid answer so re-runs and backfills never pay twice. "
+        "Its location is --state, else $LLM_PIPELINE_STATE, else $DAGSTER_HOME, else .llm_state.",
+    )
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    ledger_stats = ledger_commands.add_parser("stats", help="answers stored, tokens, oldest and newest")
+    ledger_stats.set_defaults(handler=_ledger_stats)
+    ledger_prune = ledger_commands.add_parser("prune", help="delete answers older than an age")
+    ledger_prune.add_argument("--older-than", required=True, type=_age, help="age: 30d, 12h, 90m, 3600s, 2w")
+    ledger_prune.set_defaults(handler=_ledger_prune)
+    for sub in (ledger_stats, ledger_prune):
+        sub.add_argument("--state", default=None, help="a state directory or redis:// URL")
     return parser
 
 

@@ -7,15 +7,24 @@ from __future__ import annotations
 
 import dagster as dg
 
+from llm_pipeline.assets.classifications import classifications
 from llm_pipeline.assets.documents import raw_documents
+from llm_pipeline.assets.entities import extracted_entities
+from llm_pipeline.assets.report import corpus_report
 from llm_pipeline.checks import build_checks
 from llm_pipeline.config import PipelineConfig
 from llm_pipeline.io_managers import ParquetIOManager
 from llm_pipeline.jobs import daily_pipeline, nightly_schedule
+from llm_pipeline.resources import ClaudeResource
 
-# The LLM assets (extracted_entities, classifications, corpus_report) join this list, in the
-# `PIPELINE_GROUP`, on the daily partitions; build_checks() then adds their checks by itself.
-pipeline_assets: list[dg.AssetsDefinition] = [raw_documents]
+#: raw documents → extracted entities → classifications → corpus report; build_checks() adds the
+#: checks of every LLM table in this list.
+pipeline_assets: list[dg.AssetsDefinition] = [
+    raw_documents,
+    extracted_entities,
+    classifications,
+    corpus_report,
+]
 
 defs = dg.Definitions(
     assets=pipeline_assets,
@@ -28,5 +37,6 @@ defs = dg.Definitions(
     resources={
         "io_manager": ParquetIOManager(),
         "pipeline_config": PipelineConfig(),
-    },  # ClaudeResource joins these resources together with the LLM assets.
+        "claude": ClaudeResource(),
+    },
 )

@@ -7,7 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["llm_pipeline_tests._fixtures.redis", "llm_pipeline_tests._fixtures.simulator"]
+pytest_plugins = [
+    "llm_pipeline_tests._fixtures.pipeline",
+    "llm_pipeline_tests._fixtures.redis",
+    "llm_pipeline_tests._fixtures.simulator",
+]
 
 #: Variables the project reads; a developer's shell must not leak them into tests.
 _PROJECT_ENV_PREFIXES = ("ANTHROPIC_", "LLM_PIPELINE_", "DAGSTER_HOME")

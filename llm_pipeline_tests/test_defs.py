@@ -7,11 +7,9 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from llm_pipeline.assets import PIPELINE_GROUP
-from llm_pipeline.assets.documents import raw_documents
 from llm_pipeline.checks import build_checks
 from llm_pipeline.definitions import defs
-from llm_pipeline.jobs import daily_pipeline, nightly_schedule
-from llm_pipeline.partitions import daily_partitions
+from llm_pipeline.partitions import ANTHROPIC_POOL, daily_backfill_policy, daily_partitions
 
 
 def test_defs_load_and_every_job_schedule_and_check_resolves() -> None:
@@ -29,7 +27,12 @@ def test_the_job_covers_the_pipeline_group_on_daily_partitions() -> None:
     job = defs.resolve_job_def("daily_pipeline")
     assert job.partitions_def == daily_partitions
     assert job.description
-    assert {key.to_user_string() for key in job.asset_layer.selected_asset_keys} == {"raw_documents"}
+    assert {key.to_user_string() for key in job.asset_layer.selected_asset_keys} == {
+        "raw_documents",
+        "extracted_entities",
+        "classifications",
+        "corpus_report",
+    }
 
 
 def test_the_nightly_schedule_runs_at_two_for_yesterdays_partition() -> None:
@@ -41,40 +44,32 @@ def test_the_nightly_schedule_runs_at_two_for_yesterdays_partition() -> None:
     assert request.partition_key == "2026-11-20"
 
 
-def _stand_in(name: str, upstream: str) -> dg.AssetsDefinition:
-    @dg.asset(name=name, deps=[upstream], partitions_def=daily_partitions, group_name=PIPELINE_GROUP)
-    def stand_in() -> None:
-        """Never run: only its place in the graph matters here."""
+def test_lineage_is_documents_entities_classifications_report() -> None:
+    graph = defs.resolve_asset_graph()
 
-    return stand_in
+    def parents(name: str) -> set[str]:
+        return {key.to_user_string() for key in graph.get(dg.AssetKey(name)).parent_keys}
+
+    assert parents("raw_documents") == set()
+    assert parents("extracted_entities") == {"raw_documents"}
+    assert parents("classifications") == {"extracted_entities", "raw_documents"}
+    assert parents("corpus_report") == {"classifications", "extracted_entities"}
 
 
-def test_llm_assets_added_later_join_the_job_and_get_their_checks() -> None:
-    """What the lead does in definitions.py: add the LLM assets to the list; checks and job follow."""
-    later = [
-        _stand_in(name, upstream)
-        for name, upstream in (
-            ("extracted_entities", "raw_documents"),
-            ("classifications", "extracted_entities"),
-            ("corpus_report", "classifications"),
-        )
-    ]
-    assets = [raw_documents, *later]
-    extended = dg.Definitions(
-        assets=assets,
-        asset_checks=build_checks(assets),
-        jobs=[daily_pipeline],
-        schedules=[nightly_schedule],
-        resources=defs.resources,
-    )
-    dg.Definitions.validate_loadable(extended)
-    job = extended.resolve_job_def("daily_pipeline")
-    assert {key.to_user_string() for key in job.asset_layer.selected_asset_keys} == {
-        "raw_documents",
-        "extracted_entities",
-        "classifications",
-        "corpus_report",
+def test_every_asset_shares_the_partitions_and_backfill_policy_and_llm_steps_share_a_pool() -> None:
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.partitions_def == daily_partitions, key
+        assert node.backfill_policy == daily_backfill_policy, key
+        assert node.group_name == PIPELINE_GROUP, key
+    pools = {key.to_user_string(): graph.get(key).pools for key in graph.get_all_asset_keys()}
+    assert pools == {
+        "raw_documents": set(),
+        "extracted_entities": {ANTHROPIC_POOL},
+        "classifications": {ANTHROPIC_POOL},
+        "corpus_report": {ANTHROPIC_POOL},
     }
-    checks = {(k.asset_key.to_user_string(), k.name) for k in extended.resolve_asset_graph().asset_check_keys}
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert len(checks) == 7
     assert ("classifications", "labels_in_taxonomy") in checks

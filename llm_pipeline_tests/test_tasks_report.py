@@ -83,11 +83,32 @@ def test_only_ok_documents_count_in_the_distribution_and_tops() -> None:
     stats = _stats()
     assert stats.distribution == {"technical": 2, "business": 1, "research": 0, "other": 0}
     payload = stats.prompt_payload()
-    assert payload["top_topics"] == [["databases", 2], ["release", 1]]  # once per document, case-folded
+    assert payload["top_topics"] == [
+        ["databases", 2],
+        ["earnings", 1],
+    ]  # once per document, case-folded; ties by name
     assert payload["top_entities"][0] == {"name": "Quasar DB", "type": "product", "documents": 2}
     assert payload["distribution"]["technical"] == {"documents": 2, "share": 0.667}
     assert payload["documents"] == {"documents": 6, "ok": 3, "error": 1, "rejected": 1, "skipped": 1}
     assert [s["label"] for s in payload["samples"]] == ["technical", "business"]
+
+
+def test_tied_topics_and_entities_rank_by_name_whatever_the_arrival_order() -> None:
+    """Regression: ties followed insertion order (row order, hash-seeded set order), so a re-run's
+    report request differed from the first run's and the ledger paid for the report again."""
+    documents = [
+        {"topics": ["zeta"], "entities": [{"name": "Zed Corp", "type": "organization"}]},
+        {"topics": ["alpha"], "entities": [{"name": "Acme", "type": "organization"}]},
+    ]
+    payloads = []
+    for order in (documents, documents[::-1]):
+        stats = CorpusStats(DEFAULT_TAXONOMY)
+        for document in order:
+            stats.add_document("ok", label="business", **document)
+        payloads.append(stats.prompt_payload())
+    assert payloads[0]["top_topics"] == payloads[1]["top_topics"] == [["alpha", 1], ["zeta", 1]]
+    assert [e["name"] for e in payloads[0]["top_entities"]] == ["Acme", "Zed Corp"]
+    assert payloads[0]["top_entities"] == payloads[1]["top_entities"]
 
 
 def test_the_prompt_payload_stays_bounded_for_100000_documents() -> None:

@@ -100,12 +100,13 @@ def test_a_good_answer_parses() -> None:
         ),
         ({"text": "Sure! Here is the JSON: {}"}, "not valid JSON: Expecting value at line 1 column 1"),
         ({"text": '{"title": "ok",\n "items": [}'}, "at line 2 column"),
-        ({"answer": {**GOOD, "score": 2}}, "score: Input should be less than or equal to 1"),
+        ({"answer": {**GOOD, "score": 2}}, "score: Input should be less than or equal to 1 (got 2)"),
         (
-            {"answer": {**GOOD, "items": [{"kind": "c", "note": ""}]}},
-            "items.0.kind: Input should be 'a' or 'b'",
+            {"answer": {**GOOD, "items": [{"kind": "hacked", "note": ""}]}},
+            "items.0.kind: Input should be 'a' or 'b' (got 'hacked')",
         ),
         ({"answer": {"title": "ok"}}, "items: Field required; score: Field required"),
+        ({"answer": {**GOOD, "title": "x" * 500}}, "title: String should have at most"),
         ({"answer": [1, 2]}, "(root): Input should be a valid dictionary"),
     ],
 )

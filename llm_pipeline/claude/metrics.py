@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["CallRecord", "RecordSink", "Summary", "percentile", "summarize"]
+__all__ = ["CallRecord", "RecordSink", "Summary", "Tally", "percentile", "summarize"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,29 +79,69 @@ class Summary:
     rate_limited: int
 
 
-def summarize(records: Iterable[CallRecord]) -> Summary:
-    """Aggregate records into what this run paid for.
+class Tally:
+    """A running `Summary`: fed one record at a time, so a 100,000-call step keeps counters, not records.
 
-    Ledger hits (`cached`) count as calls but add no tokens, cost or latency: they were paid for
-    by an earlier run, and counting them again would overstate the bill.
+    Ledger hits (`cached`) count as calls but add no tokens, cost or latency: they were paid for by
+    an earlier run, and counting them again would overstate the bill.
     """
-    rows = list(records)
-    billed = [r for r in rows if not r.cached]
-    live = [r.latency_ms for r in billed if r.attempts > 0]
-    priced = [r.cost_usd for r in billed if r.cost_usd is not None]
-    unpriced = any(r.cost_usd is None and r.attempts > 0 for r in billed)
-    return Summary(
-        calls=len(rows),
-        ok=sum(r.outcome == "ok" for r in rows),
-        errors=sum(r.outcome == "error" for r in rows),
-        cached=sum(r.cached for r in rows),
-        fallback=sum(r.fallback for r in rows),
-        input_tokens=sum(r.input_tokens for r in billed),
-        output_tokens=sum(r.output_tokens for r in billed),
-        cost_usd=None if unpriced and not priced else round(sum(priced), 6),
-        latency_p50_ms=percentile(live, 50),
-        latency_p95_ms=percentile(live, 95),
-        attempts=sum(r.attempts for r in rows),
-        retries=sum(max(r.attempts - 1, 0) for r in rows),
-        rate_limited=sum(r.rate_limited for r in rows),
-    )
+
+    __slots__ = ("_cost", "_counts", "_latencies", "_unpriced")
+
+    def __init__(self) -> None:
+        self._counts = dict.fromkeys(
+            (
+                "calls",
+                "ok",
+                "errors",
+                "cached",
+                "fallback",
+                "input_tokens",
+                "output_tokens",
+                "attempts",
+                "retries",
+                "rate_limited",
+            ),
+            0,
+        )
+        self._cost = 0.0
+        self._unpriced = False
+        self._latencies: list[float] = []
+
+    def add(self, record: CallRecord) -> None:
+        counts = self._counts
+        counts["calls"] += 1
+        counts["ok" if record.outcome == "ok" else "errors"] += 1
+        counts["fallback"] += record.fallback
+        if record.cached:
+            counts["cached"] += 1
+            return
+        counts["input_tokens"] += record.input_tokens
+        counts["output_tokens"] += record.output_tokens
+        counts["attempts"] += record.attempts
+        counts["retries"] += max(record.attempts - 1, 0)
+        counts["rate_limited"] += record.rate_limited
+        if record.attempts > 0:
+            self._latencies.append(record.latency_ms)
+            if record.cost_usd is None:
+                self._unpriced = True
+        if record.cost_usd is not None:
+            self._cost += record.cost_usd
+
+    def summary(self) -> Summary:
+        """The totals so far; `cost_usd` is None only when nothing billed had a price."""
+        priced = self._cost > 0 or not self._unpriced
+        return Summary(
+            **self._counts,
+            cost_usd=round(self._cost, 6) if priced else None,
+            latency_p50_ms=percentile(self._latencies, 50),
+            latency_p95_ms=percentile(self._latencies, 95),
+        )
+
+
+def summarize(records: Iterable[CallRecord]) -> Summary:
+    """Aggregate finished records (see `Tally` for what counts)."""
+    tally = Tally()
+    for record in records:
+        tally.add(record)
+    return tally.summary()

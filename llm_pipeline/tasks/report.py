@@ -164,18 +164,28 @@ class CorpusStats:
                 label: {"documents": n, "share": round(n / classified, 3) if classified else 0.0}
                 for label, n in distribution.items()
             },
-            "top_topics": [[topic, n] for topic, n in self._topics.most_common(self.top_n)],
+            "top_topics": [[topic, n] for topic, n in _most_common(self._topics, self.top_n)],
             "top_entities": [
                 {"name": name, "type": kind, "documents": n}
-                for (name, kind), n in self._entities.most_common(self.top_n)
+                for (name, kind), n in _most_common(self._entities, self.top_n)
             ],
             "samples": [sample for label in self.taxonomy for sample in self._samples[label]],
         }
 
 
+def _most_common(counter: Counter[Any], n: int) -> list[tuple[Any, int]]:
+    """The `n` most frequent keys, ties broken by the key itself.
+
+    `Counter.most_common` breaks ties by insertion order, which follows row order and set iteration
+    (hash-seeded, so it differs per process); the report request must not, or the ledger would not
+    recognise a re-run's report and it would be paid for again.
+    """
+    return sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:n]
+
+
 def _prune(counter: Counter[Any], keep: int) -> None:
     if len(counter) > 2 * keep:
-        survivors = counter.most_common(keep)
+        survivors = _most_common(counter, keep)
         counter.clear()
         counter.update(dict(survivors))
 

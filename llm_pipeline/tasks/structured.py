@@ -99,11 +99,19 @@ def parse_structured(message: Message, model_cls: type[ModelT]) -> ModelT:
 
 
 def _describe(exc: ValidationError) -> str:
-    """'topics: List should have at most 8 items; entities.2.type: Input should be ...'"""
+    """'topics: List should have at most 8 items; entities.2.type: Input should be ... (got 'x')'"""
     errors = exc.errors(include_url=False)
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in errors]
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}{_got(e)}" for e in errors]
     more = len(parts) - _MAX_ERRORS_SHOWN
     return "; ".join(parts[:_MAX_ERRORS_SHOWN]) + (f"; and {more} more" if more > 0 else "")
+
+
+def _got(error: Any) -> str:
+    """The offending value when it is short and scalar: what the model actually wrote."""
+    value = error.get("input")
+    if isinstance(value, (str, int, float, bool)) and len(repr(value)) <= 60:
+        return f" (got {value!r})"
+    return ""
 
 
 def repair_request(

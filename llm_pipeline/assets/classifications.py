@@ -1,0 +1,106 @@
+"""classifications: step 2, one Claude call per document, starting from step 1's extraction.
+
+A document flows: extracted_entities row (+ a short snippet of its raw text) → (not ok upstream:
+carried, rejected stays rejected, failed becomes skipped) → fenced classification request → the call
+stack → validated `Classification` whose label must be in the taxonomy (one repair otherwise) → one
+row, streamed to the partition's staging file.
+
+No `from __future__ import annotations`: Dagster reads the annotations below as real types.
+"""
+
+from typing import Any
+
+import dagster as dg
+
+from llm_pipeline.assets import PIPELINE_GROUP
+from llm_pipeline.assets._llm_step import RowTally, aligned_rows, fail_on_systemic
+from llm_pipeline.config import PipelineConfig
+from llm_pipeline.io_managers import PartitionTable, StagedTable, staging_writer
+from llm_pipeline.partitions import ANTHROPIC_POOL, daily_backfill_policy, daily_partitions
+from llm_pipeline.resources import ClaudeResource
+from llm_pipeline.tables import CLASSIFICATIONS, carried_row, llm_columns, make_row
+from llm_pipeline.tasks import classifications as task
+from llm_pipeline.tasks.calling import call_and_parse
+from llm_pipeline.tasks.entities import Extraction
+
+__all__ = ["classifications"]
+
+_PREVIEW_COLUMNS = ("doc_id", "status", "label", "confidence", "rationale", "error", "cost_usd")
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=daily_backfill_policy,
+    group_name=PIPELINE_GROUP,
+    pool=ANTHROPIC_POOL,
+    kinds={"anthropic", "parquet"},
+)
+async def classifications(
+    context: dg.AssetExecutionContext,
+    claude: ClaudeResource,
+    pipeline_config: PipelineConfig,
+    extracted_entities: PartitionTable,
+    raw_documents: PartitionTable,
+) -> dg.Output[StagedTable]:
+    """A taxonomy label and confidence for every document, from its extracted entities."""
+    settings = pipeline_config.settings()
+    taxonomy = settings.taxonomy
+    tally = RowTally(_PREVIEW_COLUMNS)
+
+    def parse(message: Any) -> task.Classification:
+        return task.parse(message, taxonomy=taxonomy)
+
+    with fail_on_systemic("classifications"), staging_writer(context) as writer:
+        async with claude.session(context, step="classifications") as session:
+
+            async def classify(document: dict[str, Any]) -> dict[str, Any]:
+                if document["status"] != "ok":
+                    return carried_row(CLASSIFICATIONS, document, upstream_name="extracted_entities")
+                extraction = Extraction(topics=document["topics"], entities=document["entities"])
+                request = task.build_request(
+                    document["doc_id"],
+                    extraction,
+                    document["text"] or "",
+                    taxonomy=taxonomy,
+                    model=session.model,
+                    max_tokens=settings.classification_max_tokens,
+                )
+                answer = await call_and_parse(session.call, request, parse)
+                columns = llm_columns(answer.records)
+                if answer.value is None:
+                    return make_row(
+                        CLASSIFICATIONS,
+                        doc_id=document["doc_id"],
+                        status="error",
+                        error=str(answer.error),
+                        **columns,
+                    )
+                return make_row(
+                    CLASSIFICATIONS,
+                    doc_id=document["doc_id"],
+                    status="ok",
+                    label=answer.value.label,
+                    confidence=answer.value.confidence,
+                    rationale=answer.value.rationale,
+                    **columns,
+                )
+
+            documents = aligned_rows(
+                extracted_entities,
+                ("doc_id", "status", "error", "topics", "entities"),
+                raw_documents,
+                {"text": "text"},
+            )
+            async for row in session.map(classify, documents, total=extracted_entities.num_rows):
+                writer.append(row)
+                tally.add(row)
+        staged = writer.close()
+
+    return dg.Output(
+        staged,
+        metadata={
+            **session.metadata(tally.statuses),
+            "taxonomy": dg.MetadataValue.json(list(taxonomy)),
+            "preview": tally.preview(),
+        },
+    )

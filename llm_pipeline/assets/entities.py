@@ -1,0 +1,80 @@
+"""extracted_entities: step 1, one Claude call per document for its topics and named entities.
+
+A document flows: raw_documents row → (not ok: carried with its reason) → fenced extraction request →
+the call stack → validated `Extraction` (one repair on a bad answer) → one row, appended to the
+partition's staging file as soon as it is done. Memory stays bounded: rows stream in from
+raw_documents in batches, at most `max_concurrency` calls are in flight, rows stream out.
+
+No `from __future__ import annotations`: Dagster reads the annotations below as real types.
+"""
+
+from typing import Any
+
+import dagster as dg
+
+from llm_pipeline.assets import PIPELINE_GROUP
+from llm_pipeline.assets._llm_step import RowTally, fail_on_systemic, table_rows
+from llm_pipeline.config import PipelineConfig
+from llm_pipeline.io_managers import PartitionTable, StagedTable, staging_writer
+from llm_pipeline.partitions import ANTHROPIC_POOL, daily_backfill_policy, daily_partitions
+from llm_pipeline.resources import ClaudeResource
+from llm_pipeline.tables import EXTRACTED_ENTITIES, carried_row, llm_columns, make_row
+from llm_pipeline.tasks import entities
+from llm_pipeline.tasks.calling import call_and_parse
+
+__all__ = ["extracted_entities"]
+
+_PREVIEW_COLUMNS = ("doc_id", "status", "topics", "entities", "error", "cost_usd", "cached")
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=daily_backfill_policy,
+    group_name=PIPELINE_GROUP,
+    pool=ANTHROPIC_POOL,
+    kinds={"anthropic", "parquet"},
+)
+async def extracted_entities(
+    context: dg.AssetExecutionContext,
+    claude: ClaudeResource,
+    pipeline_config: PipelineConfig,
+    raw_documents: PartitionTable,
+) -> dg.Output[StagedTable]:
+    """Topics and named entities of every document (one Claude call each)."""
+    settings = pipeline_config.settings()
+    tally = RowTally(_PREVIEW_COLUMNS)
+
+    with fail_on_systemic("extracted_entities"), staging_writer(context) as writer:
+        async with claude.session(context, step="extracted_entities") as session:
+
+            async def extract(document: dict[str, Any]) -> dict[str, Any]:
+                if document["status"] != "ok":
+                    return carried_row(EXTRACTED_ENTITIES, document, upstream_name="raw_documents")
+                request = entities.build_request(
+                    document["doc_id"],
+                    document["text"],
+                    model=session.model,
+                    max_tokens=settings.entities_max_tokens,
+                )
+                answer = await call_and_parse(session.call, request, entities.parse)
+                if answer.value is None:
+                    return _row(document["doc_id"], answer.records, status="error", error=str(answer.error))
+                return _row(
+                    document["doc_id"],
+                    answer.records,
+                    status="ok",
+                    topics=list(answer.value.topics),
+                    entities=[entity.model_dump() for entity in answer.value.entities],
+                )
+
+            documents = table_rows(raw_documents, ("doc_id", "status", "error", "text"))
+            async for row in session.map(extract, documents, total=raw_documents.num_rows):
+                writer.append(row)
+                tally.add(row)
+        staged = writer.close()
+
+    return dg.Output(staged, metadata={**session.metadata(tally.statuses), "preview": tally.preview()})
+
+
+def _row(doc_id: str, records: Any, **values: Any) -> dict[str, Any]:
+    return make_row(EXTRACTED_ENTITIES, doc_id=doc_id, **values, **llm_columns(records))
