@@ -61,13 +61,14 @@ def test_the_backfill_succeeds_with_one_run_per_day(completed_backfill: dict[str
     # One backfill policy for the chain (partitions.py): each day's four steps share one run.
     assert len(runs) == len(PARTITIONS)
     assert {run["status"] for run in runs} == {"SUCCESS"}
-    ranges = []
+    days = []
     for run in runs:
         tags = {tag["key"]: tag["value"] for tag in run["tags"]}
         assert tags["dagster/backfill"] == completed_backfill["id"]
-        start, end = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
-        ranges.append((tags[start], tags[end]))
-    assert sorted(ranges) == [(day, day) for day in PARTITIONS]  # max_partitions_per_run=1
+        # A single day, not a range: only then do the partitioned checks record their day.
+        assert "dagster/asset_partition_range_start" not in tags, tags
+        days.append(tags["dagster/partition"])
+    assert sorted(days) == PARTITIONS
 
 
 def test_every_partition_of_every_asset_is_materialized_by_the_backfill(
@@ -133,3 +134,6 @@ def test_llm_materializations_report_tokens_cost_and_latency(asset_nodes: dict[s
             assert values["output_tokens"] > 0, where
             assert values["cost_usd"] > 0, where
             assert 0 < values["latency_p50_ms"] <= values["latency_p95_ms"], where
+            assert values["documents"] == DOCS_PER_DAY, where
+            statuses = ("ok", "error", "rejected", "skipped")
+            assert sum(values[f"documents_{status}"] for status in statuses) == DOCS_PER_DAY, where

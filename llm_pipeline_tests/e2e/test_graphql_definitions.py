@@ -12,6 +12,8 @@ from llm_pipeline_tests.e2e.graphql import REPOSITORY_SELECTOR, expect_type
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+SIDE_INPUTS = {("raw_documents", "classifications"), ("extracted_entities", "corpus_report")}
+
 ASSET_NODES = """
 query AssetNodes {
   assetNodes {
@@ -64,9 +66,11 @@ def test_the_asset_graph_is_the_documented_chain(webserver: Webserver) -> None:
     downstream_edges = {
         (name, "/".join(dep["path"])) for name in ASSETS for dep in nodes[name]["dependedByKeys"]
     }
-    chain = set(itertools.pairwise(ASSETS))
-    assert upstream_edges == chain
-    assert downstream_edges == chain
+    # The chain, and two inputs beside it: classifications quotes a snippet of the raw text, and the
+    # report reads the extracted topics and entities again.
+    expected = set(itertools.pairwise(ASSETS)) | SIDE_INPUTS
+    assert upstream_edges == expected
+    assert downstream_edges == expected
     for name in ASSETS:
         assert nodes[name]["groupName"] == "llm_pipeline"
         assert nodes[name]["repository"]["location"]["name"] == "llm_pipeline"
