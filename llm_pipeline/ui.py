@@ -83,7 +83,11 @@ def run(host: str = "127.0.0.1", port: int = 3000) -> int:
         while group.poll() is None and not shutdown.requests:
             time.sleep(_POLL_S)
         if shutdown.requests:
-            print("Stopping the Dagster webserver, daemon and code server...", file=sys.stderr)
+            print(
+                "Stopping the Dagster webserver, daemon and code server (a run in progress holds this "
+                f"up to {SHUTDOWN_GRACE_S:.0f} s; Ctrl-C again stops everything at once)...",
+                file=sys.stderr,
+            )
         # Also after an unrequested exit: whatever dagster dev left behind must not outlive us.
         code = group.stop(grace_s=SHUTDOWN_GRACE_S, term_s=_TERM_S)
     finally:
