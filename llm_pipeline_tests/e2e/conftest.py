@@ -89,6 +89,14 @@ class Daemon:
     log: Path
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Keep each phase's report on the test item, so a fixture can tell that its test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 def _trim_sample_days(target: Path) -> None:
     target.mkdir(parents=True)
     for day in PARTITIONS:

@@ -62,6 +62,15 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
             context.close()
 
 
+@pytest.fixture(autouse=True)
+def screenshot_on_failure(request: pytest.FixtureRequest, page: Page) -> Iterator[None]:
+    """What the browser showed when a test failed, next to the other artifacts."""
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        page.screenshot(path=str(ARTIFACTS / f"failed_{request.node.name}.png"))
+
+
 def _graph_node(page: Page, name: str) -> Locator:
     """The asset's box in the lineage graph (an SVG foreignObject; the sidebar lists names too)."""
     return page.locator("foreignObject", has=page.get_by_text(name, exact=True))
