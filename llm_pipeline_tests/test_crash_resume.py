@@ -64,6 +64,13 @@ def _wait_until(predicate, timeout_s: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def _all_held(sim: Simulator) -> bool:
+    """Every answerable call answered and each worker waiting on a held one (not a passing moment
+    of normal traffic, when `in_flight` can also equal the concurrency)."""
+    stats = sim.control.stats()
+    return stats["successes"] >= ANSWERED and stats["in_flight"] == CONCURRENCY
+
+
 def test_sigkill_mid_partition_then_rerun_completes_and_pays_each_request_once(tmp_path: Path) -> None:
     data = tmp_path / "data"
     (data / "raw").mkdir(parents=True)
@@ -88,11 +95,7 @@ def test_sigkill_mid_partition_then_rerun_completes_and_pays_each_request_once(t
 
         run = _materialize(env, start_new_session=True)
         try:
-            _wait_until(
-                lambda: sim.control.stats()["in_flight"] == CONCURRENCY,
-                120,
-                "every worker to wait on a held call",
-            )
+            _wait_until(lambda: _all_held(sim), 120, "the answered calls, then every worker held")
         finally:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait(timeout=30)
