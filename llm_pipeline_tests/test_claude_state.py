@@ -41,6 +41,18 @@ async def test_reserve_burst_then_rate(backend: StateBackend) -> None:
     assert delays[10:] == pytest.approx([0.1, 0.2], abs=SLACK)
 
 
+async def test_reserve_books_only_within_the_horizon(backend: StateBackend) -> None:
+    for _ in range(10):
+        await backend.limiter.reserve("m", COST, TOL)  # bucket empty: the next start is +0.1 s
+    beyond = await backend.limiter.reserve("m", COST, TOL, horizon=0.05)
+    assert not beyond.booked
+    assert beyond.delay == pytest.approx(0.1, abs=SLACK)
+    within = await backend.limiter.reserve("m", COST, TOL, horizon=0.5)
+    assert within.booked
+    assert within.delay == pytest.approx(0.1, abs=SLACK), "the refused attempt booked nothing"
+    assert (await backend.limiter.reserve("m", COST, TOL)).delay == pytest.approx(0.2, abs=SLACK)
+
+
 async def test_limiters_are_independent_per_name(backend: StateBackend) -> None:
     for _ in range(10):
         await backend.limiter.reserve("a", COST, TOL)

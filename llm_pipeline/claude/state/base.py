@@ -8,6 +8,7 @@ so a backend may use its own time base (the Redis server's `TIME`) without calle
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -39,10 +40,14 @@ class Booking:
     version: float = 0.0
     #: The row's cumulative cool-down shift; a waiter adds any growth of it to its start.
     shift: float = 0.0
+    #: For `reserve`: False when the start lay beyond the horizon and nothing was booked.
+    booked: bool = True
 
 
 class LimiterStore(Protocol):
-    async def reserve(self, name: str, costs: Sequence[float], tolerance: float) -> Booking: ...
+    async def reserve(
+        self, name: str, costs: Sequence[float], tolerance: float, horizon: float = math.inf
+    ) -> Booking: ...
 
     async def adjust(self, name: str, deltas: Sequence[float]) -> None: ...
 

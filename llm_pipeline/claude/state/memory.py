@@ -5,6 +5,7 @@ Each operation runs without awaiting, so on one event loop it is atomic without 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from llm_pipeline.claude.state import circuit, gcra
@@ -22,11 +23,13 @@ class MemoryLimiterStore:
     def _row(self, name: str) -> gcra.LimiterRow:
         return self._rows.setdefault(name, gcra.LimiterRow())
 
-    async def reserve(self, name: str, costs: Sequence[float], tolerance: float) -> Booking:
+    async def reserve(
+        self, name: str, costs: Sequence[float], tolerance: float, horizon: float = math.inf
+    ) -> Booking:
         now, row = self._now(), self._row(name)
         before = row.fields()
-        start = gcra.reserve(row, now, costs, tolerance)
-        return Booking(start - now, row.backlogs(now), before, row.version, row.shift)
+        start, booked = gcra.reserve(row, now, costs, tolerance, horizon)
+        return Booking(start - now, row.backlogs(now), before, row.version, row.shift, booked)
 
     async def adjust(self, name: str, deltas: Sequence[float]) -> None:
         gcra.adjust(self._row(name), self._now(), deltas)

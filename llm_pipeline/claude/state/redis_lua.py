@@ -46,13 +46,23 @@ local function adjust(d)
 end
 
 if op == 'reserve' then
+  -- ARGV: 'reserve', costs[1..3], tolerance, horizon ('inf' = no horizon)
   local c, tol = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])}, tonumber(ARGV[5])
+  local horizon = ARGV[6] == 'inf' and math.huge or tonumber(ARGV[6])
   local before = {}
   for i = 1, N do before[i] = fmt(r[i]) end
   local start = math.max(t, r[4])
   for i = 1, 3 do
     local candidate = r[i] + c[i] - tol
     if candidate > start + 1e-6 then start = candidate end
+  end
+  if start - t > horizon + 1e-6 then
+    local reply = with_backlogs({fmt(start - t)})
+    for i = 1, N do reply[#reply + 1] = before[i] end
+    reply[#reply + 1] = fmt(r[10])
+    reply[#reply + 1] = fmt(r[5])
+    reply[#reply + 1] = '0'
+    return reply
   end
   for i = 1, 3 do
     r[i] = math.max(r[i], start) + c[i]
@@ -65,6 +75,7 @@ if op == 'reserve' then
   for i = 1, N do reply[#reply + 1] = before[i] end
   reply[#reply + 1] = fmt(r[10])
   reply[#reply + 1] = fmt(r[5])
+  reply[#reply + 1] = '1'
   return reply
 elseif op == 'adjust' then
   adjust({tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])})

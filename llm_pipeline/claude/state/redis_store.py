@@ -8,6 +8,7 @@ sorted set on `created_at` for `stats` and `prune`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
@@ -35,10 +36,15 @@ class RedisLimiterStore:
         reply = await self._script(keys=[f"{PREFIX}limiter:{name}"], args=list(args))
         return [str(x) for x in reply]
 
-    async def reserve(self, name: str, costs: Sequence[float], tolerance: float) -> Booking:
-        reply = await self._run(name, "reserve", *map(_num, costs), _num(tolerance))
+    async def reserve(
+        self, name: str, costs: Sequence[float], tolerance: float, horizon: float = math.inf
+    ) -> Booking:
+        limit = "inf" if math.isinf(horizon) else _num(horizon)
+        reply = await self._run(name, "reserve", *map(_num, costs), _num(tolerance), limit)
         values = [float(x) for x in reply]
-        return Booking(values[0], tuple(values[1:4]), tuple(values[4:14]), values[14], values[15])
+        return Booking(
+            values[0], tuple(values[1:4]), tuple(values[4:14]), values[14], values[15], bool(values[16])
+        )
 
     async def adjust(self, name: str, deltas: Sequence[float]) -> None:
         await self._run(name, "adjust", *map(_num, deltas))

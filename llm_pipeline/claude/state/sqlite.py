@@ -12,6 +12,7 @@ the same room. Transactions take tens of microseconds, so they run inline on the
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -83,12 +84,14 @@ class SqliteLimiterStore:
             yield row
             self._save(name, row)
 
-    async def reserve(self, name: str, costs: Sequence[float], tolerance: float) -> Booking:
+    async def reserve(
+        self, name: str, costs: Sequence[float], tolerance: float, horizon: float = math.inf
+    ) -> Booking:
         now = self._now()
         with self._row(name) as row:
             before = row.fields()
-            start = gcra.reserve(row, now, costs, tolerance)
-        return Booking(start - now, row.backlogs(now), before, row.version, row.shift)
+            start, booked = gcra.reserve(row, now, costs, tolerance, horizon)
+        return Booking(start - now, row.backlogs(now), before, row.version, row.shift, booked)
 
     async def adjust(self, name: str, deltas: Sequence[float]) -> None:
         with self._row(name) as row:
