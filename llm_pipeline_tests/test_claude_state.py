@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from llm_pipeline.claude.state import StateBackend, open_state
-from llm_pipeline.claude.state.base import LedgerEntry
+from llm_pipeline.claude.state.base import BatchItem, LedgerEntry, PendingBatch
 from llm_pipeline.claude.state.circuit import BreakerPolicy
 
 TOL = 1.0  # one second of burst
@@ -192,3 +192,33 @@ async def test_ledger_put_get_stats_prune(backend: StateBackend) -> None:
     assert await backend.ledger.prune(before=150.0) == 1
     assert await backend.ledger.get(["a"]) is None
     assert (await backend.ledger.stats()).entries == 1
+
+
+def pending_batch(batch_id: str, created_at: float, namespace: str = "host-a", n: int = 2) -> PendingBatch:
+    items = tuple(BatchItem(f"c{i}", f"{namespace}:c{i}", f"doc {i}/é", "claude-x") for i in range(n))
+    return PendingBatch(batch_id, namespace, created_at, items)
+
+
+async def test_pending_batches_are_recorded_listed_per_namespace_and_finished(backend: StateBackend) -> None:
+    assert await backend.batches.pending("host-a") == []
+    newer, older = pending_batch("msgbatch_2", 200.0), pending_batch("msgbatch_1", 100.0, n=3)
+    elsewhere = pending_batch("msgbatch_3", 150.0, namespace="host-b")
+    for batch in (newer, older, elsewhere):
+        await backend.batches.record(batch)
+    assert await backend.batches.pending("host-a") == [older, newer], "oldest first, items intact"
+    assert await backend.batches.pending("host-b") == [elsewhere]
+    await backend.batches.finish("msgbatch_1")
+    await backend.batches.finish("msgbatch_unknown")  # finishing twice (a re-run) is harmless
+    assert await backend.batches.pending("host-a") == [newer]
+    assert await backend.batches.pending("host-b") == [elsewhere]
+
+
+async def test_pending_batches_survive_reopening_the_sqlite_state(tmp_path) -> None:
+    first = open_state(str(tmp_path), time.time)
+    await first.batches.record(pending_batch("msgbatch_1", 100.0, n=5))
+    await first.aclose()
+    second = open_state(str(tmp_path), time.time)
+    try:
+        assert await second.batches.pending("host-a") == [pending_batch("msgbatch_1", 100.0, n=5)]
+    finally:
+        await second.aclose()

@@ -49,6 +49,25 @@ def test_config_wins_over_the_environment() -> None:
     assert (settings.rpm, settings.model, settings.state) == (60, "config-model", None)
 
 
+def test_batch_mode_and_its_settings_come_from_config_over_env_over_defaults() -> None:
+    assert _resolved(ClaudeResource())[1].mode == "realtime"
+    os.environ.update(
+        LLM_PIPELINE_MODE="Batch",
+        LLM_PIPELINE_BATCH_POLL_S="2.5",
+        LLM_PIPELINE_BATCH_DEADLINE_S="600",
+        LLM_PIPELINE_BATCH_RETRY="batch",
+    )
+    settings = _resolved(ClaudeResource(batch_poll_max_s=20))[1]
+    assert (settings.mode, settings.batch_poll_s, settings.batch_poll_max_s) == ("batch", 2.5, 20)
+    assert (settings.batch_deadline_s, settings.batch_retry) == (600, "batch")
+    overridden = _resolved(ClaudeResource(mode="realtime", batch_deadline_s=60, batch_retry="realtime"))[1]
+    assert (overridden.mode, overridden.batch_deadline_s, overridden.batch_retry) == (
+        "realtime",
+        60,
+        "realtime",
+    )
+
+
 def test_the_environment_is_read_when_a_run_launches_not_at_import() -> None:
     resource = ClaudeResource()
     os.environ["LLM_PIPELINE_MAX_CONCURRENCY"] = "7"
@@ -62,6 +81,9 @@ def test_the_environment_is_read_when_a_run_launches_not_at_import() -> None:
         ({"LLM_PIPELINE_BACKEND": "openai"}, "must be one of"),
         ({"LLM_PIPELINE_RPM": "fast"}, "LLM_PIPELINE_RPM='fast' is not an integer"),
         ({"LLM_PIPELINE_RPM": "0"}, "invalid Claude settings"),
+        ({"LLM_PIPELINE_MODE": "nightly"}, "mode must be one of"),
+        ({"LLM_PIPELINE_BATCH_RETRY": "never"}, "batch_retry must be one of"),
+        ({"LLM_PIPELINE_BATCH_DEADLINE_S": "soon"}, "LLM_PIPELINE_BATCH_DEADLINE_S='soon' is not a number"),
     ],
 )
 def test_bad_settings_fail_with_a_message_naming_them(env: dict[str, str], message: str) -> None:

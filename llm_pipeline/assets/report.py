@@ -4,7 +4,8 @@ The partition flows: classifications joined with extracted_entities → `CorpusS
 counters and a capped sample, bounded for any day size) → one report request → validated `Report`
 (one repair on a bad answer) → one row per document again, so the accounting check holds here too:
 `included` marks the documents the report counts, and the single call's tokens and cost are spread
-over them (`tables.allocate_report_call`), so column sums equal what the call cost.
+over them (`tables.allocate_report_call`), so column sums equal what the call cost. In batch mode the
+one request goes through the Message Batches API first (`session.prefetch`).
 
 No `from __future__ import annotations`: Dagster reads the annotations below as real types.
 """
@@ -65,6 +66,7 @@ async def corpus_report(
             request = task.build_request(
                 context.partition_key, stats, model=session.model, max_tokens=settings.report_max_tokens
             )
+            await session.prefetch(lambda: [request])
             answer = await call_and_parse(session.call, request, task.parse)
         report = answer.value
         shares = iter(allocate_report_call(answer.records, max(totals.ok, 1)))

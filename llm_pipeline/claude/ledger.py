@@ -75,20 +75,24 @@ class Ledger:
         self.refresh = refresh
         self.namespace = namespace
 
-    def _key(self, request: Request) -> str:
+    def entry_key(self, request: Request) -> str:
+        """Where `request`'s answer is stored: `<namespace>:<fingerprint>`."""
         digest = fingerprint(request.params)
         return f"{self.namespace}:{digest}" if self.namespace else digest
 
-    async def get(self, request: Request, *, also_models: Sequence[str] = ()) -> LedgerHit | None:
+    async def get(
+        self, request: Request, *, also_models: Sequence[str] = (), ignore_refresh: bool = False
+    ) -> LedgerHit | None:
         """The stored answer for `request`, or for the same request sent to one of `also_models`.
 
         Asking for the fallback model too means a document the fallback once answered is not
-        paid for again on the primary.
+        paid for again on the primary. `ignore_refresh` reads even in a refresh run: for answers
+        this very run stored (batch mode), which are fresh by definition.
         """
-        if self.refresh:
+        if self.refresh and not ignore_refresh:
             return None
         variants = [request, *(request.with_model(m) for m in also_models if m != request.model)]
-        entry = await self._store.get([self._key(v) for v in variants])
+        entry = await self._store.get([self.entry_key(v) for v in variants])
         if entry is None:
             return None
         return LedgerHit(
@@ -100,11 +104,15 @@ class Ledger:
         )
 
     async def put(self, request: Request, message: Message) -> None:
+        await self.put_answer(self.entry_key(request), key=request.key, model=request.model, message=message)
+
+    async def put_answer(self, entry_key: str, *, key: str, model: str, message: Message) -> None:
+        """Store an answer under a known entry key: batch results arrive without their requests."""
         await self._store.put(
             LedgerEntry(
-                fingerprint=self._key(request),
-                key=request.key,
-                model=request.model,
+                fingerprint=entry_key,
+                key=key,
+                model=model,
                 message_json=message.model_dump_json(),
                 input_tokens=message.usage.input_tokens,
                 output_tokens=message.usage.output_tokens,

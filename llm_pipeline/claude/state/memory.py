@@ -9,7 +9,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from llm_pipeline.claude.state import circuit, gcra
-from llm_pipeline.claude.state.base import Booking, LedgerEntry, LedgerStats
+from llm_pipeline.claude.state.base import Booking, LedgerEntry, LedgerStats, PendingBatch
 from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
 
 __all__ = ["MemoryBackend"]
@@ -99,6 +99,23 @@ class MemoryLedgerStore:
         return len(old)
 
 
+class MemoryBatchStore:
+    """Pending batches of this process only: a crash forgets them (use a state directory to resume)."""
+
+    def __init__(self) -> None:
+        self._batches: dict[str, PendingBatch] = {}
+
+    async def record(self, batch: PendingBatch) -> None:
+        self._batches[batch.batch_id] = batch
+
+    async def pending(self, namespace: str) -> list[PendingBatch]:
+        found = [b for b in self._batches.values() if b.namespace == namespace]
+        return sorted(found, key=lambda b: (b.created_at, b.batch_id))
+
+    async def finish(self, batch_id: str) -> None:
+        self._batches.pop(batch_id, None)
+
+
 class MemoryBackend:
     """State that lives and dies with one stack: right for tests and one-off scripts."""
 
@@ -108,6 +125,7 @@ class MemoryBackend:
         self.limiter = MemoryLimiterStore(now)
         self.breaker = MemoryBreakerStore(now)
         self.ledger = MemoryLedgerStore()
+        self.batches = MemoryBatchStore()
 
     async def aclose(self) -> None:
         return None

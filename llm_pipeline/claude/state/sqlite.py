@@ -1,6 +1,7 @@
 """SQLite state (`settings.state` = a directory): shared by every process on one machine.
 
-Limiter and breaker rows live in `limits.sqlite`, the ledger in `ledger.sqlite`, so large ledger
+Limiter and breaker rows live in `limits.sqlite`, the ledger (and the pending batches of batch
+mode) in `ledger.sqlite`, so large ledger
 writes never hold the lock the hot limiter path needs. Both files run in WAL mode with
 `synchronous=NORMAL` (a committed transaction survives a killed process; only a power cut can
 lose the last ones). Every read-modify-write is one short `BEGIN IMMEDIATE` transaction: the
@@ -19,7 +20,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from llm_pipeline.claude.state import circuit, gcra
-from llm_pipeline.claude.state.base import Booking, LedgerEntry, LedgerStats
+from llm_pipeline.claude.state.base import (
+    Booking,
+    LedgerEntry,
+    LedgerStats,
+    PendingBatch,
+    decode_items,
+    encode_items,
+)
 from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
 
 __all__ = ["SqliteBackend"]
@@ -37,6 +45,8 @@ CREATE TABLE IF NOT EXISTS ledger (
     fingerprint TEXT PRIMARY KEY, key TEXT NOT NULL, model TEXT NOT NULL, message TEXT NOT NULL,
     input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, created_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS ledger_created_at ON ledger (created_at);
+CREATE TABLE IF NOT EXISTS batch (
+    batch_id TEXT PRIMARY KEY, namespace TEXT NOT NULL, created_at REAL NOT NULL, items TEXT NOT NULL);
 """
 
 
@@ -201,6 +211,30 @@ class SqliteLedgerStore:
         return self._conn.execute("DELETE FROM ledger WHERE created_at < ?", (before,)).rowcount
 
 
+class SqliteBatchStore:
+    """Pending batches next to the ledger (`ledger.sqlite`), each one row written in one statement."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def record(self, batch: PendingBatch) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO batch VALUES (?, ?, ?, ?)",
+            (batch.batch_id, batch.namespace, batch.created_at, encode_items(batch.items)),
+        )
+
+    async def pending(self, namespace: str) -> list[PendingBatch]:
+        rows = self._conn.execute(
+            "SELECT batch_id, namespace, created_at, items FROM batch WHERE namespace = ? "
+            "ORDER BY created_at, batch_id",
+            (namespace,),
+        ).fetchall()
+        return [PendingBatch(b, ns, created, decode_items(items)) for b, ns, created, items in rows]
+
+    async def finish(self, batch_id: str) -> None:
+        self._conn.execute("DELETE FROM batch WHERE batch_id = ?", (batch_id,))
+
+
 class SqliteBackend:
     """Files in one directory, opened by every process that names the same directory."""
 
@@ -214,6 +248,7 @@ class SqliteBackend:
         self.limiter = SqliteLimiterStore(self._limits, now)
         self.breaker = SqliteBreakerStore(self._limits, now)
         self.ledger = SqliteLedgerStore(self._ledger)
+        self.batches = SqliteBatchStore(self._ledger)
 
     async def aclose(self) -> None:
         self._limits.close()
