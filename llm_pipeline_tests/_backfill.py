@@ -6,8 +6,8 @@ backfill tag limit, `anthropic_api` pool). The code runs in its own code server 
 grpc -m llm_pipeline.definitions`, what the Helm chart's user-code deployment runs). The backfill
 is submitted the way the web UI submits it (the `launchPartitionBackfill` GraphQL mutation, through
 the `dagster-graphql` CLI), and a real `dagster-daemon` turns it into runs: its backfill daemon
-applies the assets' `BackfillPolicy` (one day per run, the whole chain in it) and its run queue has
-the code server start each run as its own OS process (`DefaultRunLauncher`). So this exercises
+makes one run per day with the whole chain in it (the assets' shared backfill policy), and its run
+queue has the code server start each run as its own OS process (`DefaultRunLauncher`). So this exercises
 what a user's backfill does, instance knobs included; only Kubernetes pods are local processes.
 The daemon starts after the submission because its backfill loop looks for new backfills at start
 and then only every 30 s; sharing one code server saves loading the code three times.
@@ -43,8 +43,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 _BIN = Path(sys.executable).parent
 _POLL_S = 0.5
 _CODE_SERVER_START_S = 60.0
-#: Asset backfills tag each run with its partition range; one day per run, so start = end.
-_PARTITION_TAG = "dagster/asset_partition_range_start"
+#: A backfill run's day: `dagster/partition`, or with an explicit BackfillPolicy the start of the
+#: (one-day) range it was given.
+_PARTITION_TAGS = ("dagster/partition", "dagster/asset_partition_range_start")
 
 _LAUNCH_BACKFILL = """
 mutation LaunchBackfill($params: LaunchBackfillParams!) {
@@ -176,7 +177,9 @@ def _wait_for_runs(
                 return tuple(
                     RunSummary(
                         run_id=r.dagster_run.run_id,
-                        partition=r.dagster_run.tags.get(_PARTITION_TAG),
+                        partition=next(
+                            (r.dagster_run.tags[t] for t in _PARTITION_TAGS if t in r.dagster_run.tags), None
+                        ),
                         status=r.dagster_run.status.value,
                         start=r.start_time,
                         end=r.end_time,

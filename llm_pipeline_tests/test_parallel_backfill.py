@@ -5,7 +5,7 @@ DAGSTER_HOME holds the repository's own `.dagster_home/dagster.yaml` (queued run
 limit, `anthropic_api` pool); the code runs in its own code server (`dagster api grpc`, as the Helm
 chart's user-code deployment); a real asset backfill of four days is submitted the way the web UI
 submits it (the `launchPartitionBackfill` GraphQL mutation via the `dagster-graphql` CLI); and a
-real `dagster-daemon` applies the backfill policy (one day per run) and has each run started as its
+real `dagster-daemon` makes one run per day (the shared backfill policy) and has each started as its
 own OS process. Chosen over N concurrent `dagster asset materialize` commands because it also
 proves that the instance settings and the backfill policy let a backfill's days run side by side.
 Details in `llm_pipeline_tests/_backfill.py`.
