@@ -56,6 +56,11 @@ class ClaudeResource(dg.ConfigurableResource):
     rpm: int | None = Field(default=None, description="Requests per minute; env LLM_PIPELINE_RPM.")
     itpm: int | None = Field(default=None, description="Input tokens per minute; env LLM_PIPELINE_ITPM.")
     otpm: int | None = Field(default=None, description="Output tokens per minute; env LLM_PIPELINE_OTPM.")
+    burst_seconds: float | None = Field(
+        default=None,
+        description="Seconds of each rate the limiter's buckets hold (the burst allowed after a quiet "
+        "spell); env LLM_PIPELINE_BURST_SECONDS; default 30.",
+    )
     max_concurrency: int | None = Field(
         default=None, description="Calls in flight per process; env LLM_PIPELINE_MAX_CONCURRENCY; default 32."
     )
@@ -173,6 +178,11 @@ class ClaudeResource(dg.ConfigurableResource):
                 resolved = limits.get(name)
             if resolved is not None:
                 fields[name] = resolved
+        burst = (
+            self.burst_seconds if self.burst_seconds is not None else _env_float("LLM_PIPELINE_BURST_SECONDS")
+        )
+        if burst is not None:
+            fields["burst_seconds"] = burst
         if self.timeout_s is not None:
             fields["timeout_s"] = self.timeout_s
         fields.update(self._batch_fields())

@@ -16,8 +16,8 @@ from llm_pipeline.claude import ClaudeSettings
 
 __all__ = ["CLIENT_BURST_S", "BackfillOutcome", "BackfillScenario", "RunSummary"]
 
-#: The bucket size the runs' limiter uses: the resource offers no setting for it, so the default.
-#: The simulator gets the same, as the API's bucket and ours should match.
+#: The bucket size the runs' limiter uses: the resource's default (LLM_PIPELINE_BURST_SECONDS is
+#: not set for the runs). The simulator gets the same, as the API's bucket and ours should match.
 CLIENT_BURST_S = ClaudeSettings().burst_seconds
 
 

@@ -43,6 +43,15 @@ def test_a_key_in_the_environment_selects_the_real_api(tmp_path: Path) -> None:
     assert "sk-ant-env" not in repr(settings)
 
 
+def test_burst_seconds_from_config_or_env_reaches_the_limiter_and_the_embedded_simulator() -> None:
+    os.environ["LLM_PIPELINE_BURST_SECONDS"] = "4"
+    resource = ClaudeResource()
+    _, settings = _resolved(resource)
+    assert settings.burst_seconds == 4
+    assert resource._simulator_config(settings).limits.burst_seconds == 4
+    assert _resolved(ClaudeResource(burst_seconds=2.5))[1].burst_seconds == 2.5
+
+
 def test_config_wins_over_the_environment() -> None:
     os.environ.update(ANTHROPIC_API_KEY="sk-ant-env", LLM_PIPELINE_RPM="120", LLM_PIPELINE_MODEL="env-model")
     _, settings = _resolved(ClaudeResource(rpm=60, model="config-model", state="memory"))
