@@ -14,12 +14,11 @@ from typing import Any
 
 import dagster as dg
 
-from llm_pipeline.assets import PIPELINE_GROUP
+from llm_pipeline.assets import LLM_STEP_ASSET
 from llm_pipeline.assets._llm_step import RowTally, aligned_rows, fail_on_systemic
 from llm_pipeline.claude import Request
 from llm_pipeline.config import PipelineConfig
 from llm_pipeline.io_managers import PartitionTable, StagedTable, staging_writer
-from llm_pipeline.partitions import ANTHROPIC_POOL, daily_backfill_policy, daily_partitions
 from llm_pipeline.resources import ClaudeResource
 from llm_pipeline.tables import CLASSIFICATIONS, carried_row, llm_columns, make_row
 from llm_pipeline.tasks import classifications as task
@@ -31,13 +30,7 @@ __all__ = ["classifications"]
 _PREVIEW_COLUMNS = ("doc_id", "status", "label", "confidence", "rationale", "error", "cost_usd")
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    backfill_policy=daily_backfill_policy,
-    group_name=PIPELINE_GROUP,
-    pool=ANTHROPIC_POOL,
-    kinds={"anthropic", "parquet"},
-)
+@dg.asset(**LLM_STEP_ASSET)
 async def classifications(
     context: dg.AssetExecutionContext,
     claude: ClaudeResource,

@@ -14,11 +14,10 @@ from typing import Any
 
 import dagster as dg
 
-from llm_pipeline.assets import PIPELINE_GROUP
+from llm_pipeline.assets import LLM_STEP_ASSET
 from llm_pipeline.assets._llm_step import RowTally, aligned_rows, fail_on_systemic
 from llm_pipeline.config import PipelineConfig
 from llm_pipeline.io_managers import PartitionTable, StagedTable, staging_writer
-from llm_pipeline.partitions import ANTHROPIC_POOL, daily_backfill_policy, daily_partitions
 from llm_pipeline.resources import ClaudeResource
 from llm_pipeline.tables import CORPUS_REPORT, allocate_report_call, carried_row, make_row
 from llm_pipeline.tasks import report as task
@@ -30,13 +29,7 @@ _CALL_COLUMNS = ("input_tokens", "output_tokens", "cost_usd", "attempts")
 _PREVIEW_COLUMNS = ("doc_id", "status", "label", "included", "error")
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    backfill_policy=daily_backfill_policy,
-    group_name=PIPELINE_GROUP,
-    pool=ANTHROPIC_POOL,
-    kinds={"anthropic", "parquet"},
-)
+@dg.asset(**LLM_STEP_ASSET)
 async def corpus_report(
     context: dg.AssetExecutionContext,
     claude: ClaudeResource,
