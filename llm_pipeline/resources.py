@@ -56,6 +56,11 @@ class ClaudeResource(dg.ConfigurableResource):
     rpm: int | None = Field(default=None, description="Requests per minute; env LLM_PIPELINE_RPM.")
     itpm: int | None = Field(default=None, description="Input tokens per minute; env LLM_PIPELINE_ITPM.")
     otpm: int | None = Field(default=None, description="Output tokens per minute; env LLM_PIPELINE_OTPM.")
+    burst_seconds: float | None = Field(
+        default=None,
+        description="Seconds of each rate the limiter's buckets hold (the burst allowed after a quiet "
+        "spell); env LLM_PIPELINE_BURST_SECONDS; default 30.",
+    )
     max_concurrency: int | None = Field(
         default=None, description="Calls in flight per process; env LLM_PIPELINE_MAX_CONCURRENCY; default 32."
     )
@@ -68,6 +73,30 @@ class ClaudeResource(dg.ConfigurableResource):
         default=False, description="Skip ledger lookups this run (answers are still stored)."
     )
     timeout_s: float | None = Field(default=None, description="Per-attempt timeout in seconds.")
+    mode: str | None = Field(
+        default=None,
+        description="'realtime' (Messages calls) or 'batch' (prefetch through the Message Batches API at "
+        "half price, answers within 24 h); env LLM_PIPELINE_MODE; default realtime. See docs/batch-mode.md.",
+    )
+    batch_poll_s: float | None = Field(
+        default=None,
+        description="First wait between batch status polls (x1.5 after each); env "
+        "LLM_PIPELINE_BATCH_POLL_S; default 30.",
+    )
+    batch_poll_max_s: float | None = Field(
+        default=None,
+        description="Longest wait between polls; env LLM_PIPELINE_BATCH_POLL_MAX_S; default 300.",
+    )
+    batch_deadline_s: float | None = Field(
+        default=None,
+        description="Fail the step (naming the batch ids, which a later run resumes) if its batches have not "
+        "ended after this many seconds; env LLM_PIPELINE_BATCH_DEADLINE_S; default 86400.",
+    )
+    batch_retry: str | None = Field(
+        default=None,
+        description="Errored and expired batch requests: 'realtime' (ordinary calls) or 'batch' (a new small "
+        "batch, up to 2 rounds); env LLM_PIPELINE_BATCH_RETRY; default realtime.",
+    )
     simulator_latency_ms: float = Field(
         default=150.0, description="Median answer latency of the embedded simulator (0 = instant)."
     )
@@ -90,7 +119,7 @@ class ClaudeResource(dg.ConfigurableResource):
         context.log.info(
             f"Claude backend={backend} model={settings.model} fallback={settings.fallback_model} "
             f"limits rpm={settings.rpm:g} itpm={settings.itpm:g} otpm={settings.otpm:g} "
-            f"concurrency={settings.max_concurrency} state={settings.state or 'memory'}"
+            f"concurrency={settings.max_concurrency} state={settings.state or 'memory'} mode={settings.mode}"
         )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -149,12 +178,32 @@ class ClaudeResource(dg.ConfigurableResource):
                 resolved = limits.get(name)
             if resolved is not None:
                 fields[name] = resolved
+        burst = (
+            self.burst_seconds if self.burst_seconds is not None else _env_float("LLM_PIPELINE_BURST_SECONDS")
+        )
+        if burst is not None:
+            fields["burst_seconds"] = burst
         if self.timeout_s is not None:
             fields["timeout_s"] = self.timeout_s
+        fields.update(self._batch_fields())
         try:
             return backend, ClaudeSettings(**fields)
         except ValueError as exc:
             raise dg.Failure(f"invalid Claude settings: {exc}") from exc
+
+    def _batch_fields(self) -> dict[str, Any]:
+        """Batch-mode settings given in config or env; ClaudeSettings validates them and has the defaults."""
+        fields: dict[str, Any] = {}
+        for name in ("mode", "batch_retry"):
+            value = getattr(self, name) or os.environ.get(f"LLM_PIPELINE_{name.upper()}")
+            if value and value.strip():
+                fields[name] = value.strip().lower()
+        for name in ("batch_poll_s", "batch_poll_max_s", "batch_deadline_s"):
+            value = getattr(self, name)
+            resolved = value if value is not None else _env_float(f"LLM_PIPELINE_{name.upper()}")
+            if resolved is not None:
+                fields[name] = resolved
+        return fields
 
     def _simulator_config(self, settings: ClaudeSettings) -> SimulatorConfig:
         """The embedded simulator enforces the limits the client is configured with, as the API would."""
@@ -175,3 +224,13 @@ def _env_int(name: str) -> int | None:
         return int(raw)
     except ValueError:
         raise dg.Failure(f"{name}={raw!r} is not an integer") from None
+
+
+def _env_float(name: str) -> float | None:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise dg.Failure(f"{name}={raw!r} is not a number") from None

@@ -4,6 +4,13 @@ The call stack reports through frozen records and events (STYLE habit 14); this 
 Dagster log lines and materialization metadata. Progress goes to the run log at most every few
 seconds: done/total, rate, ETA, retries, 429s, errors and ledger hits, so a person watching a long
 step knows whether it is healthy without opening anything else.
+
+Batch mode (`settings.mode == "batch"`): `prefetch` first answers the step's requests through the
+Message Batches API into the ledger (`claude/batches.py`), logging each batch submitted, resumed and
+ended, the waiting at most every few seconds, and a warning for a canceled batch; the ordinary
+per-document flow then runs unchanged. The metadata adds the batch ids and result counts, and prices
+the saving: `cost_usd` is what was billed, `cost_usd_at_list_price` what real-time calls would have
+cost, `saved_usd` the difference. In real-time mode `prefetch` does nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +24,10 @@ from typing import Any, TypeVar
 import dagster as dg
 
 from llm_pipeline.claude import CallResult, ClaudeSettings, Client, Progress, Request, Runner
+from llm_pipeline.claude.batch_events import BatchCanceled, BatchLost, BatchPollFailed, BatchProgress
+from llm_pipeline.claude.batches import BatchReport
 from llm_pipeline.claude.metrics import CallRecord, Tally
+from llm_pipeline.claude.pricing import BATCH_DISCOUNT
 
 __all__ = ["StepSession"]
 
@@ -41,6 +51,11 @@ class StepSession:
         self._client: Client | None = None
         self._tally = Tally()
         self._started = time.monotonic()
+        self._batches = BatchReport()
+        self._batch_answers = 0
+        self._batch_cost = 0.0
+        self._canceled_batches: list[str] = []
+        self._last_batch_progress = float("-inf")
 
     @property
     def model(self) -> str:
@@ -49,11 +64,43 @@ class StepSession:
     def attach(self, client: Client) -> None:
         self._client = client
 
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise RuntimeError("StepSession used before the client was attached")
+        return self._client
+
     async def call(self, request: Request) -> CallResult:
         """One logical call through the whole stack (ledger, limiter, breaker, retries, fallback)."""
-        if self._client is None:
-            raise RuntimeError("StepSession.call before the client was attached")
-        return await self._client.call(request)
+        return await self.client.call(request)
+
+    async def prefetch(self, requests: Callable[[], Iterable[Request | None]]) -> None:
+        """Batch mode: answer `requests()` (None entries skipped) through the Message Batches API first.
+
+        A no-op in real-time mode. `requests` is a function returning a fresh iterable because
+        retry rounds pass over the documents again instead of holding them all in memory. A batch
+        that has not ended by the deadline raises `BatchDeadlineExceeded` (systemic: the asset fails
+        naming the batch ids, which a later run resumes).
+        """
+        if self.settings.mode != "batch":
+            return
+        report = await self.client.prefetch(lambda: (r for r in requests() if r is not None))
+        self._merge(report)
+        self._log.info(
+            f"{self.step}: batch prefetch done: {report.submitted} submitted, {report.resumed} resumed, "
+            f"{report.requests} requests sent, {report.already_answered} already in the ledger, results "
+            f"{dict(sorted(report.results.items()))}, {report.left_for_realtime} left to real-time calls"
+        )
+
+    def _merge(self, report: BatchReport) -> None:
+        total = self._batches
+        total.batch_ids += report.batch_ids
+        total.submitted += report.submitted
+        total.resumed += report.resumed
+        total.requests += report.requests
+        total.already_answered += report.already_answered
+        total.results.update(report.results)
+        total.left_for_realtime += report.left_for_realtime
 
     async def map(
         self,
@@ -71,12 +118,25 @@ class StepSession:
 
     def on_record(self, record: CallRecord) -> None:
         self._tally.add(record)
+        if record.batch:
+            self._batch_answers += 1
+            self._batch_cost += record.cost_usd or 0.0
 
     def on_event(self, event: object) -> None:
-        """Retry and breaker events: breaker changes matter to a person, retries only when debugging."""
+        """Breaker changes and lost batch answers matter to a person; batch steps are progress;
+        retries only matter when debugging."""
         name = type(event).__name__
-        if "Breaker" in name or "Circuit" in name:
+        if isinstance(event, BatchCanceled):
+            self._canceled_batches.append(event.batch_id)
+        if "Breaker" in name or "Circuit" in name or isinstance(event, BatchCanceled | BatchLost):
             self._log.warning(f"{self.step}: {event}")
+        elif isinstance(event, BatchProgress):
+            now = time.monotonic()
+            if now - self._last_batch_progress >= PROGRESS_EVERY_S:
+                self._last_batch_progress = now
+                self._log.info(f"{self.step}: {event}")
+        elif name.startswith("Batch") and not isinstance(event, BatchPollFailed):
+            self._log.info(f"{self.step}: {event}")
         else:
             self._log.debug(f"{self.step}: {event}")
 
@@ -110,6 +170,7 @@ class StepSession:
             "input_tokens": summary.input_tokens,
             "output_tokens": summary.output_tokens,
             "cost_usd": dg.MetadataValue.float(summary.cost_usd) if summary.cost_usd is not None else None,
+            **self._saving(summary.cost_usd),
             "latency_p50_ms": _ms(summary.latency_p50_ms),
             "latency_p95_ms": _ms(summary.latency_p95_ms),
             "attempts": summary.attempts,
@@ -117,6 +178,36 @@ class StepSession:
             "rate_limited_429s": summary.rate_limited,
             "wall_time_s": round(wall, 2),
             "documents_per_s": round(documents / wall, 2) if wall > 0 else None,
+            **self._batch_metadata(),
+        }
+
+    def _saving(self, billed: float | None) -> dict[str, Any]:
+        """What real-time calls would have cost (batch answers at list price) and the difference."""
+        if billed is None:
+            return {"cost_usd_at_list_price": None, "saved_usd": None}
+        saved = self._batch_cost / BATCH_DISCOUNT - self._batch_cost
+        return {
+            "cost_usd_at_list_price": dg.MetadataValue.float(round(billed + saved, 6)),
+            "saved_usd": dg.MetadataValue.float(round(saved, 6)),
+        }
+
+    def _batch_metadata(self) -> dict[str, Any]:
+        if self.settings.mode != "batch":
+            return {"mode": "realtime"}
+        report = self._batches
+        return {
+            "mode": "batch",
+            "batch_ids": dg.MetadataValue.json(report.batch_ids),
+            "batches_submitted": report.submitted,
+            "batches_resumed": report.resumed,
+            "batch_requests": report.requests,
+            **{
+                f"batch_{kind}": report.results[kind]
+                for kind in ("succeeded", "errored", "expired", "canceled")
+            },
+            "batches_canceled": dg.MetadataValue.json(self._canceled_batches),
+            "batch_answers": self._batch_answers,
+            "batch_left_for_realtime": report.left_for_realtime,
         }
 
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from llm_pipeline.claude.state import StateBackend, open_state
-from llm_pipeline.claude.state.base import LedgerEntry
+from llm_pipeline.claude.state.base import BatchItem, LedgerEntry, PendingBatch
 from llm_pipeline.claude.state.circuit import BreakerPolicy
 
 TOL = 1.0  # one second of burst
@@ -39,6 +39,18 @@ async def test_reserve_burst_then_rate(backend: StateBackend) -> None:
     delays = [(await backend.limiter.reserve("m", COST, TOL)).delay for _ in range(12)]
     assert delays[:10] == pytest.approx([0.0] * 10, abs=SLACK)
     assert delays[10:] == pytest.approx([0.1, 0.2], abs=SLACK)
+
+
+async def test_reserve_books_only_within_the_horizon(backend: StateBackend) -> None:
+    for _ in range(10):
+        await backend.limiter.reserve("m", COST, TOL)  # bucket empty: the next start is +0.1 s
+    beyond = await backend.limiter.reserve("m", COST, TOL, horizon=0.05)
+    assert not beyond.booked
+    assert beyond.delay == pytest.approx(0.1, abs=SLACK)
+    within = await backend.limiter.reserve("m", COST, TOL, horizon=0.5)
+    assert within.booked
+    assert within.delay == pytest.approx(0.1, abs=SLACK), "the refused attempt booked nothing"
+    assert (await backend.limiter.reserve("m", COST, TOL)).delay == pytest.approx(0.2, abs=SLACK)
 
 
 async def test_limiters_are_independent_per_name(backend: StateBackend) -> None:
@@ -81,7 +93,7 @@ async def test_reserve_applies_a_credit_first_in_the_same_transaction(backend: S
     """The limiter's held give-backs ride on its next booking; an exact undo keeps them applied."""
     for _ in range(10):
         await backend.limiter.reserve("m", COST, TOL)
-    credited = await backend.limiter.reserve("m", COST, TOL, (-0.3, 0.0, 0.0))
+    credited = await backend.limiter.reserve("m", COST, TOL, credit=(-0.3, 0.0, 0.0))
     assert credited.delay == pytest.approx(0.0, abs=SLACK), "3 requests given back: room at once"
     await backend.limiter.undo("m", credited, COST)
     peek = await backend.limiter.peek("m")
@@ -105,6 +117,15 @@ async def test_sqlite_processes_interleaving_bookings_never_share_room(tmp_path)
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_a_credit_is_kept_even_when_the_start_lies_beyond_the_horizon(backend: StateBackend) -> None:
+    for _ in range(10):
+        await backend.limiter.reserve("m", COST, TOL)
+    polled = await backend.limiter.reserve("m", COST, TOL, horizon=0.0, credit=(-0.05, 0.0, 0.0))
+    assert not polled.booked
+    peek = await backend.limiter.peek("m")
+    assert peek.backlogs[0] == pytest.approx(0.95, abs=SLACK), "the give-back was applied and stored"
 
 
 async def test_cool_down_pauses_shifts_and_empties(backend: StateBackend) -> None:
@@ -230,3 +251,33 @@ async def test_more_concurrent_callers_than_connections_wait_for_one(backend: St
     )
     assert found[:300] == [None] * 300
     assert len(found) == 600
+
+
+def pending_batch(batch_id: str, created_at: float, namespace: str = "host-a", n: int = 2) -> PendingBatch:
+    items = tuple(BatchItem(f"c{i}", f"{namespace}:c{i}", f"doc {i}/é", "claude-x") for i in range(n))
+    return PendingBatch(batch_id, namespace, created_at, items)
+
+
+async def test_pending_batches_are_recorded_listed_per_namespace_and_finished(backend: StateBackend) -> None:
+    assert await backend.batches.pending("host-a") == []
+    newer, older = pending_batch("msgbatch_2", 200.0), pending_batch("msgbatch_1", 100.0, n=3)
+    elsewhere = pending_batch("msgbatch_3", 150.0, namespace="host-b")
+    for batch in (newer, older, elsewhere):
+        await backend.batches.record(batch)
+    assert await backend.batches.pending("host-a") == [older, newer], "oldest first, items intact"
+    assert await backend.batches.pending("host-b") == [elsewhere]
+    await backend.batches.finish("msgbatch_1")
+    await backend.batches.finish("msgbatch_unknown")  # finishing twice (a re-run) is harmless
+    assert await backend.batches.pending("host-a") == [newer]
+    assert await backend.batches.pending("host-b") == [elsewhere]
+
+
+async def test_pending_batches_survive_reopening_the_sqlite_state(tmp_path) -> None:
+    first = open_state(str(tmp_path), time.time)
+    await first.batches.record(pending_batch("msgbatch_1", 100.0, n=5))
+    await first.aclose()
+    second = open_state(str(tmp_path), time.time)
+    try:
+        assert await second.batches.pending("host-a") == [pending_batch("msgbatch_1", 100.0, n=5)]
+    finally:
+        await second.aclose()

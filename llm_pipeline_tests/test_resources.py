@@ -43,10 +43,38 @@ def test_a_key_in_the_environment_selects_the_real_api(tmp_path: Path) -> None:
     assert "sk-ant-env" not in repr(settings)
 
 
+def test_burst_seconds_from_config_or_env_reaches_the_limiter_and_the_embedded_simulator() -> None:
+    os.environ["LLM_PIPELINE_BURST_SECONDS"] = "4"
+    resource = ClaudeResource()
+    _, settings = _resolved(resource)
+    assert settings.burst_seconds == 4
+    assert resource._simulator_config(settings).limits.burst_seconds == 4
+    assert _resolved(ClaudeResource(burst_seconds=2.5))[1].burst_seconds == 2.5
+
+
 def test_config_wins_over_the_environment() -> None:
     os.environ.update(ANTHROPIC_API_KEY="sk-ant-env", LLM_PIPELINE_RPM="120", LLM_PIPELINE_MODEL="env-model")
     _, settings = _resolved(ClaudeResource(rpm=60, model="config-model", state="memory"))
     assert (settings.rpm, settings.model, settings.state) == (60, "config-model", None)
+
+
+def test_batch_mode_and_its_settings_come_from_config_over_env_over_defaults() -> None:
+    assert _resolved(ClaudeResource())[1].mode == "realtime"
+    os.environ.update(
+        LLM_PIPELINE_MODE="Batch",
+        LLM_PIPELINE_BATCH_POLL_S="2.5",
+        LLM_PIPELINE_BATCH_DEADLINE_S="600",
+        LLM_PIPELINE_BATCH_RETRY="batch",
+    )
+    settings = _resolved(ClaudeResource(batch_poll_max_s=20))[1]
+    assert (settings.mode, settings.batch_poll_s, settings.batch_poll_max_s) == ("batch", 2.5, 20)
+    assert (settings.batch_deadline_s, settings.batch_retry) == (600, "batch")
+    overridden = _resolved(ClaudeResource(mode="realtime", batch_deadline_s=60, batch_retry="realtime"))[1]
+    assert (overridden.mode, overridden.batch_deadline_s, overridden.batch_retry) == (
+        "realtime",
+        60,
+        "realtime",
+    )
 
 
 def test_the_environment_is_read_when_a_run_launches_not_at_import() -> None:
@@ -62,6 +90,9 @@ def test_the_environment_is_read_when_a_run_launches_not_at_import() -> None:
         ({"LLM_PIPELINE_BACKEND": "openai"}, "must be one of"),
         ({"LLM_PIPELINE_RPM": "fast"}, "LLM_PIPELINE_RPM='fast' is not an integer"),
         ({"LLM_PIPELINE_RPM": "0"}, "invalid Claude settings"),
+        ({"LLM_PIPELINE_MODE": "nightly"}, "mode must be one of"),
+        ({"LLM_PIPELINE_BATCH_RETRY": "never"}, "batch_retry must be one of"),
+        ({"LLM_PIPELINE_BATCH_DEADLINE_S": "soon"}, "LLM_PIPELINE_BATCH_DEADLINE_S='soon' is not a number"),
     ],
 )
 def test_bad_settings_fail_with_a_message_naming_them(env: dict[str, str], message: str) -> None:

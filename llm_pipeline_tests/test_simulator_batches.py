@@ -174,3 +174,16 @@ async def test_faults_reach_batch_endpoints_too(anthropic_client, simulator):
     simulator.control.set_faults(p500=1.0)
     with pytest.raises(anthropic.InternalServerError):
         await anthropic_client.messages.batches.create(requests=requests(1))
+
+
+async def test_expired_probability_and_poll_counter(anthropic_client, simulator):
+    simulator.control.configure(batch_p_expired=1.0)
+    batch = await ended(
+        anthropic_client, (await anthropic_client.messages.batches.create(requests=requests(3))).id
+    )
+    assert (batch.request_counts.expired, batch.request_counts.succeeded) == (3, 0)
+    assert {line.result.type for line in await results(anthropic_client, batch.id)} == {"expired"}
+    stats = simulator.control.stats()
+    assert stats["batch"]["requests_expired"] == 3
+    assert stats["batch"]["retrieved"] >= 1
+    assert stats["per_request"] == {}, "an expired request was never answered"

@@ -43,6 +43,7 @@ def test_known_models_include_the_current_line_up():
         lambda: ScheduledFault("429", count=-1),
         lambda: SimulatorConfig(context_window=0),
         lambda: SimulatorConfig(batch_p_errored=2),
+        lambda: SimulatorConfig(batch_p_expired=-0.1),
         lambda: faults_from_dict({"p429": 0.1, "p_typo": 1}),
     ],
 )

@@ -3,20 +3,22 @@
 A document flows: extracted_entities row (+ a short snippet of its raw text) → (not ok upstream:
 carried, rejected stays rejected, failed becomes skipped) → fenced classification request → the call
 stack → validated `Classification` whose label must be in the taxonomy (one repair otherwise) → one
-row, streamed to the partition's staging file.
+row, streamed to the partition's staging file. In batch mode the same requests are first prefetched
+through the Message Batches API (`session.prefetch`).
 
 No `from __future__ import annotations`: Dagster reads the annotations below as real types.
 """
 
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
 
-from llm_pipeline.assets import PIPELINE_GROUP
+from llm_pipeline.assets import LLM_STEP_ASSET
 from llm_pipeline.assets._llm_step import RowTally, aligned_rows, fail_on_systemic
+from llm_pipeline.claude import Request
 from llm_pipeline.config import PipelineConfig
 from llm_pipeline.io_managers import PartitionTable, StagedTable, staging_writer
-from llm_pipeline.partitions import ANTHROPIC_POOL, daily_backfill_policy, daily_partitions
 from llm_pipeline.resources import ClaudeResource
 from llm_pipeline.tables import CLASSIFICATIONS, carried_row, llm_columns, make_row
 from llm_pipeline.tasks import classifications as task
@@ -28,13 +30,7 @@ __all__ = ["classifications"]
 _PREVIEW_COLUMNS = ("doc_id", "status", "label", "confidence", "rationale", "error", "cost_usd")
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    backfill_policy=daily_backfill_policy,
-    group_name=PIPELINE_GROUP,
-    pool=ANTHROPIC_POOL,
-    kinds={"anthropic", "parquet"},
-)
+@dg.asset(**LLM_STEP_ASSET)
 async def classifications(
     context: dg.AssetExecutionContext,
     claude: ClaudeResource,
@@ -53,18 +49,31 @@ async def classifications(
     with fail_on_systemic("classifications"), staging_writer(context) as writer:
         async with claude.session(context, step="classifications") as session:
 
-            async def classify(document: dict[str, Any]) -> dict[str, Any]:
+            def documents() -> Iterator[dict[str, Any]]:
+                return aligned_rows(
+                    extracted_entities,
+                    ("doc_id", "status", "error", "topics", "entities"),
+                    raw_documents,
+                    {"text": "text"},
+                )
+
+            def request_for(document: dict[str, Any]) -> Request | None:
+                """The document's classification call; None when it is not ok (it is carried instead)."""
                 if document["status"] != "ok":
-                    return carried_row(CLASSIFICATIONS, document, upstream_name="extracted_entities")
-                extraction = Extraction(topics=document["topics"], entities=document["entities"])
-                request = task.build_request(
+                    return None
+                return task.build_request(
                     document["doc_id"],
-                    extraction,
+                    Extraction(topics=document["topics"], entities=document["entities"]),
                     document["text"] or "",
                     taxonomy=taxonomy,
                     model=session.model,
                     max_tokens=settings.classification_max_tokens,
                 )
+
+            async def classify(document: dict[str, Any]) -> dict[str, Any]:
+                request = request_for(document)
+                if request is None:
+                    return carried_row(CLASSIFICATIONS, document, upstream_name="extracted_entities")
                 answer = await call_and_parse(session.call, request, parse)
                 columns = llm_columns(answer.records)
                 if answer.value is None:
@@ -85,13 +94,8 @@ async def classifications(
                     **columns,
                 )
 
-            documents = aligned_rows(
-                extracted_entities,
-                ("doc_id", "status", "error", "topics", "entities"),
-                raw_documents,
-                {"text": "text"},
-            )
-            async for row in session.map(classify, documents, total=extracted_entities.num_rows):
+            await session.prefetch(lambda: map(request_for, documents()))
+            async for row in session.map(classify, documents(), total=extracted_entities.num_rows):
                 writer.append(row)
                 tally.add(row)
         staged = writer.close()

@@ -7,11 +7,10 @@ from collections import Counter
 
 import dagster as dg
 
-from llm_pipeline.assets import PIPELINE_GROUP
+from llm_pipeline.assets import PIPELINE_ASSET
 from llm_pipeline.config import PipelineConfig
 from llm_pipeline.io_managers import StagedTable, staging_writer
 from llm_pipeline.metadata import markdown_table
-from llm_pipeline.partitions import daily_backfill_policy, daily_partitions
 from llm_pipeline.tasks.documents import ParsedDocument, read_documents
 
 __all__ = ["raw_documents"]
@@ -20,12 +19,7 @@ _PREVIEW_ROWS = 5
 _PREVIEW_COLUMNS = ("line_no", "doc_id", "status", "error", "flags", "char_count", "text")
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    backfill_policy=daily_backfill_policy,
-    group_name=PIPELINE_GROUP,
-    kinds={"parquet"},
-)
+@dg.asset(**PIPELINE_ASSET, kinds={"parquet"})
 def raw_documents(
     context: dg.AssetExecutionContext, pipeline_config: PipelineConfig
 ) -> dg.Output[StagedTable]:

@@ -3,20 +3,22 @@
 A document flows: raw_documents row → (not ok: carried with its reason) → fenced extraction request →
 the call stack → validated `Extraction` (one repair on a bad answer) → one row, appended to the
 partition's staging file as soon as it is done. Memory stays bounded: rows stream in from
-raw_documents in batches, at most `max_concurrency` calls are in flight, rows stream out.
+raw_documents in batches, at most `max_concurrency` calls are in flight, rows stream out. In batch
+mode the same requests are first prefetched through the Message Batches API (`session.prefetch`).
 
 No `from __future__ import annotations`: Dagster reads the annotations below as real types.
 """
 
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
 
-from llm_pipeline.assets import PIPELINE_GROUP
+from llm_pipeline.assets import LLM_STEP_ASSET
 from llm_pipeline.assets._llm_step import RowTally, fail_on_systemic, table_rows
+from llm_pipeline.claude import Request
 from llm_pipeline.config import PipelineConfig
 from llm_pipeline.io_managers import PartitionTable, StagedTable, staging_writer
-from llm_pipeline.partitions import ANTHROPIC_POOL, daily_backfill_policy, daily_partitions
 from llm_pipeline.resources import ClaudeResource
 from llm_pipeline.tables import EXTRACTED_ENTITIES, carried_row, llm_columns, make_row
 from llm_pipeline.tasks import entities
@@ -27,13 +29,7 @@ __all__ = ["extracted_entities"]
 _PREVIEW_COLUMNS = ("doc_id", "status", "topics", "entities", "error", "cost_usd", "cached")
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    backfill_policy=daily_backfill_policy,
-    group_name=PIPELINE_GROUP,
-    pool=ANTHROPIC_POOL,
-    kinds={"anthropic", "parquet"},
-)
+@dg.asset(**LLM_STEP_ASSET)
 async def extracted_entities(
     context: dg.AssetExecutionContext,
     claude: ClaudeResource,
@@ -47,15 +43,24 @@ async def extracted_entities(
     with fail_on_systemic("extracted_entities"), staging_writer(context) as writer:
         async with claude.session(context, step="extracted_entities") as session:
 
-            async def extract(document: dict[str, Any]) -> dict[str, Any]:
+            def documents() -> Iterator[dict[str, Any]]:
+                return table_rows(raw_documents, ("doc_id", "status", "error", "text"))
+
+            def request_for(document: dict[str, Any]) -> Request | None:
+                """The document's extraction call; None when it is not ok (it is carried instead)."""
                 if document["status"] != "ok":
-                    return carried_row(EXTRACTED_ENTITIES, document, upstream_name="raw_documents")
-                request = entities.build_request(
+                    return None
+                return entities.build_request(
                     document["doc_id"],
                     document["text"],
                     model=session.model,
                     max_tokens=settings.entities_max_tokens,
                 )
+
+            async def extract(document: dict[str, Any]) -> dict[str, Any]:
+                request = request_for(document)
+                if request is None:
+                    return carried_row(EXTRACTED_ENTITIES, document, upstream_name="raw_documents")
                 answer = await call_and_parse(session.call, request, entities.parse)
                 if answer.value is None:
                     return _row(document["doc_id"], answer.records, status="error", error=str(answer.error))
@@ -67,8 +72,8 @@ async def extracted_entities(
                     entities=[entity.model_dump() for entity in answer.value.entities],
                 )
 
-            documents = table_rows(raw_documents, ("doc_id", "status", "error", "text"))
-            async for row in session.map(extract, documents, total=raw_documents.num_rows):
+            await session.prefetch(lambda: map(request_for, documents()))
+            async for row in session.map(extract, documents(), total=raw_documents.num_rows):
                 writer.append(row)
                 tally.add(row)
         staged = writer.close()

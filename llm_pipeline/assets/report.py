@@ -4,7 +4,8 @@ The partition flows: classifications joined with extracted_entities → `CorpusS
 counters and a capped sample, bounded for any day size) → one report request → validated `Report`
 (one repair on a bad answer) → one row per document again, so the accounting check holds here too:
 `included` marks the documents the report counts, and the single call's tokens and cost are spread
-over them (`tables.allocate_report_call`), so column sums equal what the call cost.
+over them (`tables.allocate_report_call`), so column sums equal what the call cost. In batch mode the
+one request goes through the Message Batches API first (`session.prefetch`).
 
 No `from __future__ import annotations`: Dagster reads the annotations below as real types.
 """
@@ -13,11 +14,10 @@ from typing import Any
 
 import dagster as dg
 
-from llm_pipeline.assets import PIPELINE_GROUP
+from llm_pipeline.assets import LLM_STEP_ASSET
 from llm_pipeline.assets._llm_step import RowTally, aligned_rows, fail_on_systemic
 from llm_pipeline.config import PipelineConfig
 from llm_pipeline.io_managers import PartitionTable, StagedTable, staging_writer
-from llm_pipeline.partitions import ANTHROPIC_POOL, daily_backfill_policy, daily_partitions
 from llm_pipeline.resources import ClaudeResource
 from llm_pipeline.tables import CORPUS_REPORT, allocate_report_call, carried_row, make_row
 from llm_pipeline.tasks import report as task
@@ -29,13 +29,7 @@ _CALL_COLUMNS = ("input_tokens", "output_tokens", "cost_usd", "attempts")
 _PREVIEW_COLUMNS = ("doc_id", "status", "label", "included", "error")
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    backfill_policy=daily_backfill_policy,
-    group_name=PIPELINE_GROUP,
-    pool=ANTHROPIC_POOL,
-    kinds={"anthropic", "parquet"},
-)
+@dg.asset(**LLM_STEP_ASSET)
 async def corpus_report(
     context: dg.AssetExecutionContext,
     claude: ClaudeResource,
@@ -65,6 +59,7 @@ async def corpus_report(
             request = task.build_request(
                 context.partition_key, stats, model=session.model, max_tokens=settings.report_max_tokens
             )
+            await session.prefetch(lambda: [request])
             answer = await call_and_parse(session.call, request, task.parse)
         report = answer.value
         shares = iter(allocate_report_call(answer.records, max(totals.ok, 1)))

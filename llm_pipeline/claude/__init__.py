@@ -4,6 +4,7 @@ Imports nothing from Dagster; the Dagster layer (`llm_pipeline.resources`) is it
 The public surface is below; every other module is an internal detail.
 """
 
+from llm_pipeline.claude.batch_events import BatchDeadlineExceeded
 from llm_pipeline.claude.breaker import Breaker
 from llm_pipeline.claude.client import Client
 from llm_pipeline.claude.errors import (
@@ -35,6 +36,7 @@ __all__ = [
     "AuthError",
     "BadOutput",
     "BadRequest",
+    "BatchDeadlineExceeded",
     "Breaker",
     "CallRecord",
     "CallResult",

@@ -5,6 +5,10 @@
     _call_once         breaker.check → limiter.reserve → breaker.admit → SDK with a timeout →
                        ledger.put → usage + headers → limiter.settle/observe → breaker.record
 
+`prefetch` is batch mode's first half (`batches.py`): it fills the ledger through the Message
+Batches API, and `call` then reports each answer it collected as one batch call (`batch=True`, at
+the batch price), not as a free ledger hit.
+
 `call` never raises for a per-request failure: the error comes back as a value in `CallResult`
 (typed, from `errors.py`). What escapes is a bug, or cancellation. When the primary model's breaker
 is open (`CircuitOpen`) and a fallback model is configured, the call goes to the fallback (its
@@ -14,13 +18,14 @@ own limiter and breaker) and the record says `model=<fallback>, fallback=True`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
 from functools import partial
 
 import anthropic
 from anthropic.types import Message
 
+from llm_pipeline.claude.batches import BatchAnswer, BatchPrefetcher, BatchReport
 from llm_pipeline.claude.breaker import Breaker
 from llm_pipeline.claude.clock import Clock
 from llm_pipeline.claude.errors import CircuitOpen, LLMError, RateLimited
@@ -77,6 +82,8 @@ class Client:
         self._on_event = on_event
         self._limiters: dict[str, Limiter] = {}
         self._breakers: dict[str, Breaker] = {}
+        #: Ledger keys of answers this client's batches collected and no call has reported yet.
+        self._batch_answers: dict[str, BatchAnswer] = {}
 
     def limiter_for(self, model: str) -> Limiter:
         """Each model has its own limits (ANTHROPIC_FACTS §2), so its own limiter."""
@@ -113,10 +120,13 @@ class Client:
         """Answer one request: from the ledger, the primary model, or the fallback."""
         fallback = self.settings.fallback_model
         alternatives = (fallback,) if fallback and fallback != request.model else ()
-        key = self.ledger.key(request)
-        hit = await self.ledger.get(request, also_models=alternatives, key=key)
+        key = self.ledger.entry_key(request)
+        fresh = self._batch_answers.pop(key, None) if self._batch_answers else None
+        hit = await self.ledger.get(
+            request, also_models=alternatives, ignore_refresh=fresh is not None, entry_key=key
+        )
         if hit is not None:
-            return self._cached(request, hit)
+            return self._cached(request, hit, fresh)
         began, tally = self._clock.now(), _Tally()
         try:
             message = await self._call_with_retry(request, key, tally)
@@ -128,7 +138,7 @@ class Client:
             return self._finish(request, tally, began, error=exc)
         rerouted = request.with_model(alternatives[0])
         try:
-            message = await self._call_with_retry(rerouted, self.ledger.key(rerouted), tally)
+            message = await self._call_with_retry(rerouted, self.ledger.entry_key(rerouted), tally)
             return self._finish(rerouted, tally, began, message=message, fallback=True)
         except LLMError as exc:
             return self._finish(rerouted, tally, began, error=exc, fallback=True)
@@ -180,7 +190,7 @@ class Client:
             raise
         tally.latency_s, tally.request_id = self._clock.now() - started, message._request_id
         # First: a crash from here on cannot cost a second payment.
-        await self.ledger.put(request, message, key=key, message_json=body)
+        await self.ledger.put(request, message, entry_key=key, message_json=body)
         usage = message.usage
         await limiter.settle(
             reservation, usage.input_tokens + (usage.cache_creation_input_tokens or 0), usage.output_tokens
@@ -189,7 +199,8 @@ class Client:
         await breaker.record(granted, None)
         return message
 
-    def _cached(self, request: Request, hit: LedgerHit) -> CallResult:
+    def _cached(self, request: Request, hit: LedgerHit, batch: BatchAnswer | None = None) -> CallResult:
+        """A ledger hit costs nothing, unless this run's batch put it there: then it is that batch call."""
         answered = request.with_model(hit.model) if hit.model != request.model else request
         usage = hit.message.usage
         record = CallRecord(
@@ -203,8 +214,41 @@ class Client:
             fallback=hit.model != request.model,
             stop_reason=hit.message.stop_reason,
         )
+        if batch is not None:
+            record = replace(
+                record,
+                cached=False,
+                batch=True,
+                cost_usd=cost(hit.model, usage, batch=True),
+                attempts=1,
+                latency_ms=batch.latency_ms,
+                request_id=batch.batch_id,
+                cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
+                cache_read_input_tokens=usage.cache_read_input_tokens or 0,
+            )
         self._emit(record)
         return CallResult(answered, record, message=hit.message)
+
+    async def prefetch(self, requests: Callable[[], Iterable[Request]]) -> BatchReport:
+        """Answer `requests()` through the Message Batches API into the ledger (see `batches.py`).
+
+        A factory rather than an iterable: retry rounds pass over the requests again instead of
+        holding a partition in memory. Answers collected here are reported by the next `call` for
+        the same request as a batch call; anything not answered is then called in real time.
+        """
+        fallback = self.settings.fallback_model
+        prefetcher = BatchPrefetcher(
+            self.settings,
+            sdk=self._sdk,
+            store=self._state.batches,
+            ledger=self.ledger,
+            retry=self._retry,
+            clock=self._clock,
+            on_answer=self._batch_answers.__setitem__,
+            on_event=self._on_event,
+            also_models=[fallback] if fallback else [],
+        )
+        return await prefetcher.run(requests)
 
     def _finish(
         self,

@@ -11,6 +11,13 @@ All three TATs are booked at s in one backend transaction, the caller sleeps unt
 order is release order (FIFO), no matter how different the weights. Example: 50 requests/s with a
 5 s burst (margin 0) releases 250 requests at once, then one every 20 ms.
 
+Booking horizon: a caller books only when its start is within `horizon_s` (1 s by default) of
+now; further out it waits at the head of this process's queue and asks again (every `poll_s` at
+most). Booking everything on arrival would let 32 queued callers book `max_tokens` each, minutes
+ahead, before any call finished: the give-backs below could then never reach them, and throughput
+would be set by `max_tokens` instead of by the tokens really used. Within a process only the head
+of an asyncio FIFO books, so arrival order is still release order.
+
 Booking and correcting:
 - output tokens are booked at `max_tokens` (older Anthropic docs: OTPM is estimated from it up
   front); input tokens at `estimate_input_tokens` (UTF-8 bytes / 3: about 1.3x the usual 4
@@ -47,6 +54,7 @@ margin, none, and the run took 103% of the time the limit allows.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 from collections.abc import Mapping
@@ -55,7 +63,7 @@ from typing import Any
 
 from llm_pipeline.claude.clock import Clock
 from llm_pipeline.claude.errors import BadRequest, RateLimited
-from llm_pipeline.claude.state.base import LimiterStore
+from llm_pipeline.claude.state.base import Booking, LimiterStore
 
 __all__ = [
     "RATE_NAMES",
@@ -75,6 +83,11 @@ _PARAMS_COUNTED = ("system", "messages", "tools", "tool_choice", "output_config"
 _NO_CREDIT = (0.0, 0.0, 0.0)
 #: How recent a response reporting room in every bucket must be to rule out a header-less 429.
 ROOM_FRESH_S = 1.0
+
+
+#: Book at most this far ahead, and ask again at least this often while waiting to book.
+DEFAULT_HORIZON_S = 1.0
+DEFAULT_POLL_S = 0.1
 
 
 def default_safety_margin(burst_seconds: float) -> float:
@@ -124,12 +137,16 @@ class Limiter:
         "_capacities",
         "_clock",
         "_credit",
+        "_horizon",
         "_ids",
         "_intervals",
         "_key",
+        "_poll",
+        "_queued",
         "_room_at",
         "_store",
         "_tolerance",
+        "_turn",
         "_waiters",
         "name",
     )
@@ -146,6 +163,8 @@ class Limiter:
         clock: Clock,
         safety_margin_s: float | None = None,
         namespace: str = "",
+        horizon_s: float = DEFAULT_HORIZON_S,
+        poll_s: float = DEFAULT_POLL_S,
     ) -> None:
         margin = default_safety_margin(burst_seconds) if safety_margin_s is None else safety_margin_s
         if not 0 <= margin < burst_seconds:
@@ -166,6 +185,11 @@ class Limiter:
         self._ids = itertools.count()
         #: When a response last reported room in every rate-limit bucket (None: not lately).
         self._room_at: float | None = None
+        self._horizon = horizon_s
+        self._poll = poll_s
+        #: The FIFO of this process's callers waiting to book; made on the running loop when first used.
+        self._turn: asyncio.Lock | None = None
+        self._queued = 0
 
     @property
     def capacities(self) -> tuple[float, ...]:
@@ -201,11 +225,8 @@ class Limiter:
         if max(costs) > self._tolerance:
             raise self._too_heavy(weights, costs)
         began = self._clock.now()
-        credit, self._credit = self._credit, _NO_CREDIT
-        booking = await self._store.reserve(self._key, costs, self._tolerance, credit)
-        self._remember(booking.backlogs)
-        ticket, start, shift = next(self._ids), began + booking.delay, booking.shift
-        queued = False
+        booking, queued = await self._book(costs)
+        ticket, start, shift = next(self._ids), self._clock.now() + booking.delay, booking.shift
         self._waiters[ticket] = start
         try:
             while (delay := start - self._clock.now()) > 0:
@@ -222,6 +243,31 @@ class Limiter:
         finally:
             del self._waiters[ticket]
         return Reservation(input_tokens, output_tokens, self._clock.now() - began, queued)
+
+    async def _book(self, costs: tuple[float, ...]) -> tuple[Booking, bool]:
+        """Wait for this caller's turn (FIFO), then for its start to come within the horizon; book.
+
+        Every attempt hands the held give-backs to the store, which applies them first in the same
+        atomic change. Also says whether the caller had to wait (for the turn, or for the horizon).
+        """
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        waited = self._turn.locked()
+        self._queued += 1
+        try:
+            async with self._turn:
+                while True:
+                    credit, self._credit = self._credit, _NO_CREDIT
+                    booking = await self._store.reserve(
+                        self._key, costs, self._tolerance, self._horizon, credit
+                    )
+                    self._remember(booking.backlogs)
+                    if booking.booked:
+                        return booking, waited
+                    waited = True
+                    await self._clock.sleep(min(booking.delay - self._horizon, self._poll))
+        finally:
+            self._queued -= 1
 
     async def settle(self, reservation: Reservation, input_tokens: int, output_tokens: int) -> None:
         """Charge the difference between what was booked and what was used now; hold a give-back."""
@@ -296,6 +342,7 @@ class Limiter:
         release = "-" if nxt is None else f"{nxt - self._clock.now():+.3f}s"
         held = " ".join(f"{-c / i:.0f}" for c, i in zip(self._credit, self._intervals, strict=True))
         return (
-            f"<Limiter {self.name!r} {levels} waiters={len(self._waiters)} next_release={release} "
+            f"<Limiter {self.name!r} {levels} waiters={len(self._waiters) + self._queued} "
+            f"(booked {len(self._waiters)}, queued {self._queued}) next_release={release} "
             f"held_back={held}>"
         )

@@ -4,6 +4,13 @@
 in, so one process can run two differently configured stacks side by side and a test never
 depends on the developer's shell.
 
+Batch settings (`mode="batch"`, see `batches.py` and docs/batch-mode.md): polls start `batch_poll_s`
+apart and back off by x1.5 to `batch_poll_max_s`; a batch not ended `batch_deadline_s` after the step
+started waiting fails the step (the batch stays recorded and a later run resumes it); errored and
+expired requests go back in a new batch (`batch_retry="batch"`, up to `batch_retry_rounds` times) or
+are left to the ordinary real-time flow (`"realtime"`). Splitting follows the API's limits
+(ANTHROPIC_FACTS §3: 100,000 requests or 256 MB per batch), with a margin on the size.
+
 Rate defaults are the legacy Tier-1 Haiku limits (ANTHROPIC_FACTS §2: 50 RPM, 50,000 input and
 10,000 output tokens per minute): a floor every paying account clears, so the defaults are slow
 but never wrong. Set the account's real limits for real throughput.
@@ -16,6 +23,11 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 __all__ = ["ClaudeSettings"]
+
+#: The Message Batches API's own limits per batch (ANTHROPIC_FACTS §3).
+_API_BATCH_MAX_REQUESTS = 100_000
+_API_BATCH_MAX_BYTES = 256 * 1024 * 1024
+_CHOICES = {"mode": ("realtime", "batch"), "batch_retry": ("realtime", "batch")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +76,53 @@ class ClaudeSettings:
     #: HTTP client under the SDK; aiohttp measured faster at high concurrency (see transport.py).
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
 
+    #: "realtime": every request is a Messages call. "batch": a step first prefetches its answers
+    #: through the Message Batches API (half price, answers within 24 h) into the ledger.
+    mode: Literal["realtime", "batch"] = "realtime"
+    #: Seconds before the first poll of a batch's status; each later wait is x1.5, up to the max.
+    batch_poll_s: float = 30.0
+    batch_poll_max_s: float = 300.0
+    #: Seconds a step waits for its batches before failing with their ids (they are resumed later).
+    #: Batches end within 24 h (unfinished requests expire), so waiting longer never helps.
+    batch_deadline_s: float = 86_400.0
+    #: Errored (retryable) and expired requests: a new small batch, or the real-time flow.
+    batch_retry: Literal["realtime", "batch"] = "realtime"
+    #: How many retry batches at most; what is still unanswered then goes the real-time way.
+    batch_retry_rounds: int = 2
+    #: Per-batch limits: the API's 100,000 requests, and 256 MB with a margin for the JSON envelope.
+    batch_max_requests: int = 100_000
+    batch_max_bytes: int = 250_000_000
+
     @property
     def endpoint(self) -> str:
         """The API host; limiter, breaker and ledger state is kept apart per endpoint."""
         return (urlsplit(self.base_url).hostname if self.base_url else None) or "api.anthropic.com"
 
     def __post_init__(self) -> None:
-        for name in ("rpm", "itpm", "otpm", "burst_seconds", "timeout_s", "backoff_base_s", "backoff_cap_s"):
+        positive = ("rpm", "itpm", "otpm", "burst_seconds", "timeout_s", "backoff_base_s", "backoff_cap_s")
+        for name in (*positive, "batch_poll_s", "batch_poll_max_s", "batch_deadline_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ClaudeSettings.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("max_concurrency", "max_attempts", "breaker_threshold"):
+        for name in (
+            "max_concurrency",
+            "max_attempts",
+            "breaker_threshold",
+            "batch_max_requests",
+            "batch_max_bytes",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"ClaudeSettings.{name} must be >= 1, got {getattr(self, name)!r}")
         if self.transport not in ("aiohttp", "httpx"):
             raise ValueError(f"ClaudeSettings.transport must be 'aiohttp' or 'httpx', got {self.transport!r}")
+        for name in ("mode", "batch_retry"):
+            if getattr(self, name) not in _CHOICES[name]:
+                raise ValueError(
+                    f"ClaudeSettings.{name} must be one of {_CHOICES[name]}, got {getattr(self, name)!r}"
+                )
+        if self.batch_retry_rounds < 0:
+            raise ValueError(f"ClaudeSettings.batch_retry_rounds must be >= 0, got {self.batch_retry_rounds}")
+        if self.batch_max_requests > _API_BATCH_MAX_REQUESTS or self.batch_max_bytes > _API_BATCH_MAX_BYTES:
+            raise ValueError(
+                f"ClaudeSettings.batch_max_requests/batch_max_bytes exceed the API's limits "
+                f"({_API_BATCH_MAX_REQUESTS} requests, {_API_BATCH_MAX_BYTES} bytes per batch)"
+            )

@@ -44,6 +44,7 @@ CONFIGURABLE: dict[str, Callable[[Any], Any]] = {
     "batch_processing_s": float,
     "batch_expiry_s": float,
     "batch_p_errored": float,
+    "batch_p_expired": float,
     "prompt_cache_min_tokens": int,
 }
 

@@ -3,7 +3,9 @@
 Timing model (all knobs on `SimulatorConfig`): the n requests of a batch finish at
 `batch_processing_s * k / n` (k = 1..n, shuffled with the seeded RNG) after creation. The batch
 ends when the last one finishes, or at `batch_expiry_s`, when every unfinished request becomes
-`expired`. A cancel ends the batch at once: requests not finished by then become `canceled`.
+`expired`; `batch_p_expired` also expires a seeded share of the others (the real API's "could not
+get to it in time" under load), and `batch_p_errored` errors one. A cancel ends the batch at once:
+requests not finished by then become `canceled`.
 Like the real API, `request_counts` show everything as `processing` until the batch has ended,
 item params are validated only then (an invalid item is `errored`, not the whole batch), and
 results come in no particular order. Batch requests do not touch the Messages rate limits, but
@@ -137,7 +139,9 @@ class BatchStore:
         return batch
 
     def retrieve(self, batch_id: str, base_url: str) -> dict[str, Any]:
-        return self._view(self._get(batch_id), base_url)
+        batch = self._get(batch_id)
+        self._stats.batch["retrieved"] += 1
+        return self._view(batch, base_url)
 
     def list(self, query: Mapping[str, str], base_url: str) -> dict[str, Any]:
         try:
@@ -204,7 +208,7 @@ class BatchStore:
     ) -> tuple[dict[str, Any], str | None, dict[str, Any] | None]:
         if cancel_s is not None and done_s > cancel_s:
             return {"type": "canceled"}, None, None
-        if done_s > expiry_s:
+        if done_s > expiry_s or (config.batch_p_expired and self._rng.random() < config.batch_p_expired):
             return {"type": "expired"}, None, None
         try:
             message, usage = self._answer(params)

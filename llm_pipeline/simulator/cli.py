@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-expiry-seconds", type=float, default=86_400.0, help="unfinished requests expire after this"
     )
     batches.add_argument("--batch-p-errored", type=float, default=0.0, help="chance a valid request errors")
+    batches.add_argument("--batch-p-expired", type=float, default=0.0, help="chance a request expires")
     return parser
 
 
@@ -156,6 +157,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         batch_processing_s=args.batch_processing_seconds,
         batch_expiry_s=args.batch_expiry_seconds,
         batch_p_errored=args.batch_p_errored,
+        batch_p_expired=args.batch_p_expired,
     )
 
 

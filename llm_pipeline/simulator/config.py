@@ -193,6 +193,9 @@ class SimulatorConfig:
     batch_expiry_s: float = 86_400.0
     #: Probability that a valid batch request ends `errored` (api_error) anyway.
     batch_p_errored: float = 0.0
+    #: Probability that a batch request ends `expired` although the batch ended in time (the real
+    #: API expires requests it could not get to under load within 24 h).
+    batch_p_expired: float = 0.0
     #: Blocks marked `cache_control` are cached once their prefix has at least this many tokens.
     prompt_cache_min_tokens: int = 1024
     #: Distinct answers kept so repeated requests skip answer generation.
@@ -205,8 +208,8 @@ class SimulatorConfig:
         object.__setattr__(self, "model_limits", dict(self.model_limits))
         if self.context_window <= 0 or self.max_output_tokens <= 0:
             raise ValueError("context_window and max_output_tokens must be positive")
-        if not 0.0 <= self.batch_p_errored <= 1.0:
-            raise ValueError("batch_p_errored must be within 0..1")
+        if not 0.0 <= self.batch_p_errored <= 1.0 or not 0.0 <= self.batch_p_expired <= 1.0:
+            raise ValueError("batch_p_errored and batch_p_expired must be within 0..1")
         if self.batch_processing_s < 0 or self.batch_expiry_s <= 0:
             raise ValueError("batch_processing_s must be >= 0 and batch_expiry_s > 0")
 

@@ -1,4 +1,4 @@
-"""What a state backend offers: limiter rows, breaker rows and ledger entries, each changed atomically.
+"""What a state backend offers: limiter rows, breaker rows, ledger entries and pending batches.
 
 Three implementations share these protocols: `memory` (one process), `sqlite` (every process on a
 machine, through WAL files and `BEGIN IMMEDIATE` transactions) and `redis` (every machine, through
@@ -8,20 +8,27 @@ so a backend may use its own time base (the Redis server's `TIME`) without calle
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Protocol
 
 from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
 
 __all__ = [
+    "BatchItem",
+    "BatchStore",
     "Booking",
     "BreakerStore",
     "LedgerEntry",
     "LedgerStats",
     "LedgerStore",
     "LimiterStore",
+    "PendingBatch",
     "StateBackend",
+    "decode_items",
+    "encode_items",
 ]
 
 
@@ -39,13 +46,21 @@ class Booking:
     version: float = 0.0
     #: The row's cumulative cool-down shift; a waiter adds any growth of it to its start.
     shift: float = 0.0
+    #: For `reserve`: False when the start lay beyond the horizon and nothing was booked.
+    booked: bool = True
 
 
 class LimiterStore(Protocol):
     async def reserve(
-        self, name: str, costs: Sequence[float], tolerance: float, credit: Sequence[float] = ()
+        self,
+        name: str,
+        costs: Sequence[float],
+        tolerance: float,
+        horizon: float = math.inf,
+        credit: Sequence[float] = (),
     ) -> Booking:
-        """Book `costs`; first, in the same transaction, apply `credit` (give-backs, <= 0) as `adjust`."""
+        """Apply `credit` (held give-backs, <= 0) as `adjust`, then book `costs` if their start is
+        within `horizon`: one atomic change, whether or not it books."""
         ...
 
     async def adjust(self, name: str, deltas: Sequence[float]) -> None: ...
@@ -103,10 +118,56 @@ class LedgerStore(Protocol):
     async def prune(self, before: float) -> int: ...
 
 
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One request inside a submitted batch: enough to file its answer without the request itself."""
+
+    custom_id: str
+    #: The ledger entry key the answer goes under (namespaced fingerprint).
+    fingerprint: str
+    #: The caller's key (document id) and the model, as `LedgerEntry` records them.
+    key: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBatch:
+    """A submitted Message Batch whose results have not been collected into the ledger yet."""
+
+    batch_id: str
+    namespace: str
+    created_at: float
+    items: tuple[BatchItem, ...]
+
+
+def encode_items(items: Sequence[BatchItem]) -> str:
+    """Items as one compact JSON array of arrays (SQLite and Redis keep a batch in one value)."""
+    return json.dumps([astuple(item) for item in items], separators=(",", ":"))
+
+
+def decode_items(text: str) -> tuple[BatchItem, ...]:
+    return tuple(BatchItem(*fields) for fields in json.loads(text))
+
+
+class BatchStore(Protocol):
+    """Submitted batches, recorded before anyone waits on them, so a crashed run resumes them.
+
+    `record` is one atomic write (the batch and all its items); `finish` forgets a batch once its
+    results are in the ledger; `pending` lists what is still outstanding for one namespace.
+    """
+
+    async def record(self, batch: PendingBatch) -> None: ...
+
+    async def pending(self, namespace: str) -> list[PendingBatch]: ...
+
+    async def finish(self, batch_id: str) -> None: ...
+
+
 class StateBackend(Protocol):
     kind: str
     limiter: LimiterStore
     breaker: BreakerStore
     ledger: LedgerStore
+    batches: BatchStore
 
     async def aclose(self) -> None: ...

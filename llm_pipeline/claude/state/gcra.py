@@ -6,8 +6,11 @@ start is
 
     s = max(now, paused_until, max_i(TAT_i + c_i - tau))
 
-and booking it sets `TAT_i = max(TAT_i, s) + c_i` for every rate at once. Bookings are made when
-the caller arrives, so later callers get later starts: arrival order is release order (FIFO).
+and booking it sets `TAT_i = max(TAT_i, s) + c_i` for every rate at once. A booking is made only
+when `s` is within a short horizon of now (`reserve(..., horizon)`; further out the caller is told
+`s` and books later): a give-back (`adjust`) can then still reach the next bookings, instead of
+queued callers having booked `max_tokens` minutes ahead before any usage came back. Within one
+process the limiter lets one caller book at a time, in arrival order, so release order stays FIFO.
 
 Corrections after the fact (`adjust`): a charge counts from now. A give-back lowers TATs, but
 while bookings still wait for their start it cannot go below the end of the latest one
@@ -29,10 +32,11 @@ The Redis backend runs the same formulas as a Lua script; keep the two in sync.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["FIELDS", "LimiterRow", "adjust", "cool_down", "raise_floor", "reserve", "undo"]
+__all__ = ["FIELDS", "LimiterRow", "adjust", "cool_down", "earliest_start", "raise_floor", "reserve", "undo"]
 
 #: Field order of `LimiterRow.fields()`; the SQLite columns and Redis hash fields use it too.
 FIELDS = ("tat0", "tat1", "tat2", "paused_until", "shift", "last_start", "end0", "end1", "end2", "version")
@@ -87,20 +91,31 @@ class LimiterRow:
 # in place, since comprehensions and zips each allocate objects the garbage collector must count.
 
 
-def reserve(row: LimiterRow, now: float, costs: Sequence[float], tolerance: float) -> float:
-    """Book `costs` at the earliest start that fits every rate; return that start."""
-    tats, ends = row.tats, row.last_ends
+def earliest_start(row: LimiterRow, now: float, costs: Sequence[float], tolerance: float) -> float:
+    """The earliest start at which `costs` fit every rate (nothing is booked)."""
+    tats = row.tats
     start = max(now, row.paused_until)
     for i in _RATES:
         candidate = tats[i] + costs[i] - tolerance
         if candidate > start + EPSILON:
             start = candidate
+    return start
+
+
+def reserve(
+    row: LimiterRow, now: float, costs: Sequence[float], tolerance: float, horizon: float = math.inf
+) -> tuple[float, bool]:
+    """The earliest start that fits every rate, and whether it was booked (only within `horizon`)."""
+    start = earliest_start(row, now, costs, tolerance)
+    if start - now > horizon + EPSILON:
+        return start, False
+    tats, ends = row.tats, row.last_ends
     for i in _RATES:
         tats[i] = max(tats[i], start) + costs[i]
         ends[i] = max(ends[i], start + costs[i])
     row.last_start = max(row.last_start, start)
     row.version += 1
-    return start
+    return start, True
 
 
 def adjust(row: LimiterRow, now: float, deltas: Sequence[float]) -> None:

@@ -5,10 +5,11 @@ Each operation runs without awaiting, so on one event loop it is atomic without 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from llm_pipeline.claude.state import circuit, gcra
-from llm_pipeline.claude.state.base import Booking, LedgerEntry, LedgerStats
+from llm_pipeline.claude.state.base import Booking, LedgerEntry, LedgerStats, PendingBatch
 from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
 
 __all__ = ["MemoryBackend"]
@@ -23,14 +24,19 @@ class MemoryLimiterStore:
         return self._rows.setdefault(name, gcra.LimiterRow())
 
     async def reserve(
-        self, name: str, costs: Sequence[float], tolerance: float, credit: Sequence[float] = ()
+        self,
+        name: str,
+        costs: Sequence[float],
+        tolerance: float,
+        horizon: float = math.inf,
+        credit: Sequence[float] = (),
     ) -> Booking:
         now, row = self._now(), self._row(name)
         if any(credit):
             gcra.adjust(row, now, credit)
         before = row.fields()
-        start = gcra.reserve(row, now, costs, tolerance)
-        return Booking(start - now, row.backlogs(now), before, row.version, row.shift)
+        start, booked = gcra.reserve(row, now, costs, tolerance, horizon)
+        return Booking(start - now, row.backlogs(now), before, row.version, row.shift, booked)
 
     async def adjust(self, name: str, deltas: Sequence[float]) -> None:
         gcra.adjust(self._row(name), self._now(), deltas)
@@ -100,6 +106,23 @@ class MemoryLedgerStore:
         return len(old)
 
 
+class MemoryBatchStore:
+    """Pending batches of this process only: a crash forgets them (use a state directory to resume)."""
+
+    def __init__(self) -> None:
+        self._batches: dict[str, PendingBatch] = {}
+
+    async def record(self, batch: PendingBatch) -> None:
+        self._batches[batch.batch_id] = batch
+
+    async def pending(self, namespace: str) -> list[PendingBatch]:
+        found = [b for b in self._batches.values() if b.namespace == namespace]
+        return sorted(found, key=lambda b: (b.created_at, b.batch_id))
+
+    async def finish(self, batch_id: str) -> None:
+        self._batches.pop(batch_id, None)
+
+
 class MemoryBackend:
     """State that lives and dies with one stack: right for tests and one-off scripts."""
 
@@ -109,6 +132,7 @@ class MemoryBackend:
         self.limiter = MemoryLimiterStore(now)
         self.breaker = MemoryBreakerStore(now)
         self.ledger = MemoryLedgerStore()
+        self.batches = MemoryBatchStore()
 
     async def aclose(self) -> None:
         return None

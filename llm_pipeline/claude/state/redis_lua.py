@@ -46,11 +46,16 @@ local function adjust(d)
 end
 
 if op == 'reserve' then
-  -- ARGV: 'reserve', costs[1..3], tolerance[, credit[1..3]]
+  -- ARGV: 'reserve', costs[1..3], tolerance, horizon ('inf' = no horizon)[, credit[1..3]]
   local c, tol = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])}, tonumber(ARGV[5])
-  if ARGV[6] then
-    local credit = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])}
-    if credit[1] ~= 0 or credit[2] ~= 0 or credit[3] ~= 0 then adjust(credit) end
+  local horizon = ARGV[6] == 'inf' and math.huge or tonumber(ARGV[6])
+  local credited = false
+  if ARGV[7] then
+    local credit = {tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])}
+    if credit[1] ~= 0 or credit[2] ~= 0 or credit[3] ~= 0 then
+      adjust(credit)
+      credited = true
+    end
   end
   local before = {}
   for i = 1, N do before[i] = fmt(r[i]) end
@@ -58,6 +63,15 @@ if op == 'reserve' then
   for i = 1, 3 do
     local candidate = r[i] + c[i] - tol
     if candidate > start + 1e-6 then start = candidate end
+  end
+  if start - t > horizon + 1e-6 then
+    if credited then save() end
+    local reply = with_backlogs({fmt(start - t)})
+    for i = 1, N do reply[#reply + 1] = before[i] end
+    reply[#reply + 1] = fmt(r[10])
+    reply[#reply + 1] = fmt(r[5])
+    reply[#reply + 1] = '0'
+    return reply
   end
   for i = 1, 3 do
     r[i] = math.max(r[i], start) + c[i]
@@ -70,6 +84,7 @@ if op == 'reserve' then
   for i = 1, N do reply[#reply + 1] = before[i] end
   reply[#reply + 1] = fmt(r[10])
   reply[#reply + 1] = fmt(r[5])
+  reply[#reply + 1] = '1'
   return reply
 elseif op == 'adjust' then
   adjust({tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])})

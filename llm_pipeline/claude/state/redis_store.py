@@ -3,16 +3,25 @@
 Limiter and breaker changes run as Lua scripts (`redis_lua.py`), which Redis executes atomically
 and which read the Redis server's `TIME`, so machines with skewed clocks still agree on when a
 bucket refills. Callers only see relative seconds. Ledger entries are hashes, indexed by a
-sorted set on `created_at` for `stats` and `prune`.
+sorted set on `created_at` for `stats` and `prune`. A pending batch is one hash (its items as one
+JSON value), listed in a sorted set per namespace; both are written in one MULTI transaction.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
-from llm_pipeline.claude.state.base import Booking, LedgerEntry, LedgerStats
+from llm_pipeline.claude.state.base import (
+    Booking,
+    LedgerEntry,
+    LedgerStats,
+    PendingBatch,
+    decode_items,
+    encode_items,
+)
 from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
 from llm_pipeline.claude.state.redis_lua import BREAKER_LUA, LIMITER_LUA
 
@@ -40,11 +49,21 @@ class RedisLimiterStore:
         return [str(x) for x in reply]
 
     async def reserve(
-        self, name: str, costs: Sequence[float], tolerance: float, credit: Sequence[float] = ()
+        self,
+        name: str,
+        costs: Sequence[float],
+        tolerance: float,
+        horizon: float = math.inf,
+        credit: Sequence[float] = (),
     ) -> Booking:
-        reply = await self._run(name, "reserve", *map(_num, costs), _num(tolerance), *map(_num, credit))
+        limit = "inf" if math.isinf(horizon) else _num(horizon)
+        reply = await self._run(
+            name, "reserve", *map(_num, costs), _num(tolerance), limit, *map(_num, credit)
+        )
         values = [float(x) for x in reply]
-        return Booking(values[0], tuple(values[1:4]), tuple(values[4:14]), values[14], values[15])
+        return Booking(
+            values[0], tuple(values[1:4]), tuple(values[4:14]), values[14], values[15], bool(values[16])
+        )
 
     async def adjust(self, name: str, deltas: Sequence[float]) -> None:
         await self._run(name, "adjust", *map(_num, deltas))
@@ -157,6 +176,46 @@ class RedisLedgerStore:
         return len(old)
 
 
+class RedisBatchStore:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+
+    def _key(self, batch_id: str) -> str:
+        return f"{PREFIX}batch:{batch_id}"
+
+    def _index(self, namespace: str) -> str:
+        return f"{PREFIX}batches:{namespace}"
+
+    async def record(self, batch: PendingBatch) -> None:
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                self._key(batch.batch_id),
+                mapping={
+                    "namespace": batch.namespace,
+                    "created_at": _num(batch.created_at),
+                    "items": encode_items(batch.items),
+                },
+            )
+            pipe.zadd(self._index(batch.namespace), {batch.batch_id: batch.created_at})
+            await pipe.execute()
+
+    async def pending(self, namespace: str) -> list[PendingBatch]:
+        found = []
+        for batch_id in await self._client.zrange(self._index(namespace), 0, -1):
+            created, items = await self._client.hmget(self._key(batch_id), ["created_at", "items"])  # type: ignore[misc]
+            if items is not None:
+                found.append(PendingBatch(batch_id, namespace, float(created), decode_items(items)))
+        return found
+
+    async def finish(self, batch_id: str) -> None:
+        namespace = await self._client.hget(self._key(batch_id), "namespace")  # type: ignore[misc]
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key(batch_id))
+            if namespace is not None:
+                pipe.zrem(self._index(namespace), batch_id)
+            await pipe.execute()
+
+
 class RedisBackend:
     """One connection pool to the Redis named by the URL; closed with the stack."""
 
@@ -174,6 +233,7 @@ class RedisBackend:
         self.limiter = RedisLimiterStore(self._client)
         self.breaker = RedisBreakerStore(self._client)
         self.ledger = RedisLedgerStore(self._client)
+        self.batches = RedisBatchStore(self._client)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -1,6 +1,7 @@
 """SQLite state (`settings.state` = a directory): shared by every process on one machine.
 
-Limiter and breaker rows live in `limits.sqlite`, the ledger in `ledger.sqlite`, so large ledger
+Limiter and breaker rows live in `limits.sqlite`, the ledger (and the pending batches of batch
+mode) in `ledger.sqlite`, so large ledger
 writes never hold the lock the hot limiter path needs. Both files run in WAL mode with
 `synchronous=NORMAL` (a committed transaction survives a killed process; only a power cut can
 lose the last ones). Every read-modify-write is atomic: either one short `BEGIN IMMEDIATE`
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,7 +30,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from llm_pipeline.claude.state import circuit, gcra
-from llm_pipeline.claude.state.base import Booking, LedgerEntry, LedgerStats
+from llm_pipeline.claude.state.base import (
+    Booking,
+    LedgerEntry,
+    LedgerStats,
+    PendingBatch,
+    decode_items,
+    encode_items,
+)
 from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
 
 __all__ = ["SqliteBackend"]
@@ -48,6 +57,8 @@ CREATE TABLE IF NOT EXISTS ledger (
     fingerprint TEXT PRIMARY KEY, key TEXT NOT NULL, model TEXT NOT NULL, message TEXT NOT NULL,
     input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, created_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS ledger_created_at ON ledger (created_at);
+CREATE TABLE IF NOT EXISTS batch (
+    batch_id TEXT PRIMARY KEY, namespace TEXT NOT NULL, created_at REAL NOT NULL, items TEXT NOT NULL);
 """
 
 
@@ -80,13 +91,18 @@ def _immediate(conn: sqlite3.Cursor) -> Iterator[sqlite3.Cursor]:
 
 
 def _book(
-    row: gcra.LimiterRow, now: float, costs: Sequence[float], tolerance: float, credit: Sequence[float]
-) -> tuple[float, tuple[float, ...], float]:
-    """Apply the held give-backs, then book: one change, so one statement or transaction."""
+    row: gcra.LimiterRow,
+    now: float,
+    costs: Sequence[float],
+    tolerance: float,
+    horizon: float,
+    credit: Sequence[float],
+) -> tuple[float, tuple[float, ...], float, bool]:
+    """Apply the held give-backs, then book within the horizon: one change, one statement."""
     if any(credit):
         gcra.adjust(row, now, credit)
     before = row.fields()
-    return now, before, gcra.reserve(row, now, costs, tolerance)
+    return (now, before, *gcra.reserve(row, now, costs, tolerance, horizon))
 
 
 class SqliteLimiterStore:
@@ -121,33 +137,52 @@ class SqliteLimiterStore:
 
     def _change(self, name: str, change: Callable[..., T], *args: Any) -> tuple[T, gcra.LimiterRow]:
         """Apply `change(row, now, *args)` to the current row atomically; returns its result and the row."""
-        now = self._now()
         known = self._rows.get(name)
         if known is not None:
             row = known.copy()
-            result = change(row, now, *args)
-            tats, ends = row.tats, row.last_ends
-            swapped = self._conn.execute(
-                _LIMITER_SWAP,
-                (*tats, row.paused_until, row.shift, row.last_start, *ends, row.version, name, known.version),
-            )
-            if swapped.rowcount == 1:
-                self._rows[name] = row
-                self.swapped += 1
-                return result, row
+            result = change(row, self._now(), *args)
+            if row.version == known.version:  # nothing to write (a start beyond the horizon)
+                if self._load(name).version == known.version:  # and the copy was current
+                    return result, row
+            else:
+                tats, ends = row.tats, row.last_ends
+                swapped = self._conn.execute(
+                    _LIMITER_SWAP,
+                    (
+                        *tats,
+                        row.paused_until,
+                        row.shift,
+                        row.last_start,
+                        *ends,
+                        row.version,
+                        name,
+                        known.version,
+                    ),
+                )
+                if swapped.rowcount == 1:
+                    self._rows[name] = row
+                    self.swapped += 1
+                    return result, row
         with _immediate(self._conn):
             row = self._load(name)
+            version = row.version
             result = change(row, self._now(), *args)  # the time once the lock is ours
-            self._save(name, row)
+            if row.version != version:
+                self._save(name, row)
         self._rows[name] = row
         self.locked += 1
         return result, row
 
     async def reserve(
-        self, name: str, costs: Sequence[float], tolerance: float, credit: Sequence[float] = ()
+        self,
+        name: str,
+        costs: Sequence[float],
+        tolerance: float,
+        horizon: float = math.inf,
+        credit: Sequence[float] = (),
     ) -> Booking:
-        (now, before, start), row = self._change(name, _book, costs, tolerance, credit)
-        return Booking(start - now, row.backlogs(now), before, row.version, row.shift)
+        (now, before, start, booked), row = self._change(name, _book, costs, tolerance, horizon, credit)
+        return Booking(start - now, row.backlogs(now), before, row.version, row.shift, booked)
 
     async def adjust(self, name: str, deltas: Sequence[float]) -> None:
         self._change(name, gcra.adjust, deltas)
@@ -289,6 +324,30 @@ class SqliteLedgerStore:
         return self._conn.execute("DELETE FROM ledger WHERE created_at < ?", (before,)).rowcount
 
 
+class SqliteBatchStore:
+    """Pending batches next to the ledger (`ledger.sqlite`), each one row written in one statement."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def record(self, batch: PendingBatch) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO batch VALUES (?, ?, ?, ?)",
+            (batch.batch_id, batch.namespace, batch.created_at, encode_items(batch.items)),
+        )
+
+    async def pending(self, namespace: str) -> list[PendingBatch]:
+        rows = self._conn.execute(
+            "SELECT batch_id, namespace, created_at, items FROM batch WHERE namespace = ? "
+            "ORDER BY created_at, batch_id",
+            (namespace,),
+        ).fetchall()
+        return [PendingBatch(b, ns, created, decode_items(items)) for b, ns, created, items in rows]
+
+    async def finish(self, batch_id: str) -> None:
+        self._conn.execute("DELETE FROM batch WHERE batch_id = ?", (batch_id,))
+
+
 class SqliteBackend:
     """Files in one directory, opened by every process that names the same directory."""
 
@@ -304,6 +363,7 @@ class SqliteBackend:
         self.limiter = SqliteLimiterStore(self._limits.cursor(), now)
         self.breaker = SqliteBreakerStore(self._limits.cursor(), now)
         self.ledger = SqliteLedgerStore(self._ledger.cursor())
+        self.batches = SqliteBatchStore(self._ledger)
 
     async def aclose(self) -> None:
         self.ledger.commit()

@@ -1,0 +1,275 @@
+"""deploy/ cannot run here, so everything in it that can be checked locally is checked.
+
+Every YAML file parses; Kubernetes manifests and the Kubernetes fragments of the Helm values are
+built into the `kubernetes` client's models, which refuse unknown keys; the run launcher's config
+and the instance's `concurrency` block are rendered as the chart renders them and validated by the
+installed dagster and dagster-k8s; a run pod is built with dagster-k8s's own Job constructor; the
+modules and classes the files name are imported; the image pins the installed Dagster line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import kubernetes.client
+import pytest
+import yaml
+from dagster._config import validate_config
+from dagster._core.instance.config import dagster_instance_config
+from dagster._core.workspace.autodiscovery import loadable_targets_from_loaded_module
+from dagster_k8s import K8sRunLauncher
+from dagster_k8s.job import DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
+from dagster_k8s.models import k8s_model_from_dict, k8s_snake_case_dict
+
+from llm_pipeline.config import PipelineConfig
+from llm_pipeline.resources import ClaudeResource
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = REPO_ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+CELERY = DEPLOY / "celery"
+
+
+def _docs(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def _values() -> dict[str, Any]:
+    (values,) = _docs(K8S / "values.yaml")
+    return values
+
+
+def _deployment() -> dict[str, Any]:
+    (deployment,) = _values()["dagster-user-deployments"]["deployments"]
+    return deployment
+
+
+def _k8s_model(kind: str, body: dict[str, Any]) -> Any:
+    """Build a kubernetes client model from manifest-style (camelCase) YAML; unknown keys raise."""
+    model = getattr(kubernetes.client, kind)
+    return k8s_model_from_dict(model, k8s_snake_case_dict(model, body))
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def test_every_yaml_file_parses() -> None:
+    files = sorted(DEPLOY.rglob("*.yaml"))
+    assert {f.relative_to(DEPLOY).as_posix() for f in files} >= {
+        "k8s/values.yaml",
+        "k8s/redis.yaml",
+        "k8s/storage.yaml",
+        "celery/worker.yaml",
+        "celery/workspace.yaml",
+        "celery/dagster.yaml",
+    }
+    for path in files:
+        assert _docs(path), f"{path} is empty"
+
+
+@pytest.mark.parametrize("manifest", ["redis.yaml", "storage.yaml"])
+def test_kubernetes_manifests_are_valid_objects(manifest: str) -> None:
+    for doc in _docs(K8S / manifest):
+        group_version = doc["apiVersion"].split("/")[-1]
+        obj = _k8s_model(f"{group_version.capitalize()}{doc['kind']}", doc)
+        assert obj.metadata.name.startswith("llm-pipeline-")
+
+
+def test_redis_keeps_the_ledger_durable_and_serves_the_url_in_the_values() -> None:
+    manifests = {doc["kind"]: doc for doc in _docs(K8S / "redis.yaml")}
+    (container,) = manifests["Deployment"]["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+    service = manifests["Service"]
+    env = {e["name"]: e["value"] for e in _deployment()["env"]}
+    port = service["spec"]["ports"][0]["port"]
+    assert env["LLM_PIPELINE_STATE"] == f"redis://{service['metadata']['name']}:{port}/0"
+
+
+def test_the_user_code_deployment_serves_the_projects_definitions() -> None:
+    args = _deployment()["dagsterApiGrpcArgs"]
+    assert args[0] == "-m"
+    module = importlib.import_module(args[1])
+    dg.Definitions.validate_loadable(module.defs)
+    assert "daily_pipeline" in {job.name for job in module.defs.get_repository_def().get_all_jobs()}
+    assert _deployment()["includeConfigInLaunchedRuns"]["enabled"] is True
+
+
+def test_the_values_env_configures_the_resources_as_intended(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pod's env, read by the real resources: shared Redis state, the account's limits, /data."""
+    env = {e["name"]: e["value"] for e in _deployment()["env"]}
+    for item in _deployment()["env"]:
+        _k8s_model("V1EnvVar", item)
+    assert "ANTHROPIC_API_KEY" not in env, "the key comes from a Secret, never from plain values"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-from-the-secret")
+    with dg.build_resources({"claude": ClaudeResource(), "pipeline_config": PipelineConfig()}) as resources:
+        settings = resources.claude.settings
+        data_dir = resources.pipeline_config.settings().data_dir
+    assert resources.claude.backend_name == "anthropic"
+    assert settings.state == env["LLM_PIPELINE_STATE"]
+    assert (settings.rpm, settings.itpm, settings.otpm) == tuple(
+        float(env[f"LLM_PIPELINE_{name}"]) for name in ("RPM", "ITPM", "OTPM")
+    )
+    assert settings.max_concurrency == int(env["LLM_PIPELINE_MAX_CONCURRENCY"])
+    assert data_dir == Path(env["LLM_PIPELINE_DATA_DIR"])
+
+
+def _rendered_run_launcher() -> dict[str, Any]:
+    """`run_launcher.config` as the chart's `dagsterYaml.runLauncher.k8s` template renders our values."""
+    k8s = _values()["runLauncher"]["config"]["k8sRunLauncher"]
+    return {
+        "load_incluster_config": k8s.get("loadInclusterConfig", True),
+        "job_namespace": k8s.get("jobNamespace") or "llm-pipeline",
+        "image_pull_policy": k8s.get("imagePullPolicy", "Always"),
+        "service_account_name": "dagster",
+        "dagster_home": {"env": "DAGSTER_HOME"},
+        "instance_config_map": {"env": "DAGSTER_K8S_INSTANCE_CONFIG_MAP"},
+        "postgres_password_secret": {"env": "DAGSTER_K8S_PG_PASSWORD_SECRET"},
+        "env_config_maps": [{"env": "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP"}],
+        "run_k8s_config": {_snake(key): value for key, value in k8s["runK8sConfig"].items()},
+    }
+
+
+@pytest.fixture
+def chart_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The variables the chart sets on the daemon, which its rendered config refers to."""
+    for name, value in {
+        "DAGSTER_HOME": "/opt/dagster/dagster_home",
+        "DAGSTER_K8S_INSTANCE_CONFIG_MAP": "dagster-instance",
+        "DAGSTER_K8S_PG_PASSWORD_SECRET": "dagster-postgresql-secret",
+        "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP": "dagster-pipeline-env",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.mark.usefixtures("chart_env")
+def test_the_run_launcher_config_validates_against_dagster_k8s() -> None:
+    assert _values()["runLauncher"]["type"] == K8sRunLauncher.__name__
+    result = validate_config(K8sRunLauncher.config_type(), _rendered_run_launcher())
+    assert result.success, result.errors
+
+
+def test_a_run_pod_built_by_dagster_k8s_carries_the_state_url_secret_volume_and_limits() -> None:
+    """What K8sRunLauncher launches per run: the deployment's settings plus `runK8sConfig`."""
+    deployment = _deployment()
+    image = deployment["image"]
+    job_config = DagsterK8sJobConfig(
+        job_image=f"{image['repository']}:{image['tag']}",
+        dagster_home="/opt/dagster/dagster_home",
+        instance_config_map="dagster-instance",
+        env_secrets=[secret["name"] for secret in deployment["envSecrets"]],
+        volumes=deployment["volumes"],
+        volume_mounts=deployment["volumeMounts"],
+    )
+    user_config = UserDefinedDagsterK8sConfig.from_dict(_rendered_run_launcher()["run_k8s_config"])
+    job = construct_dagster_k8s_job(
+        job_config,
+        args=["dagster", "api", "execute_run", "{}"],
+        job_name="dagster-run-0123456789",
+        user_defined_k8s_config=user_config,
+        env_vars=deployment["env"],
+    )
+    (container,) = job.spec.template.spec.containers
+    env = {e.name: e.value for e in container.env}
+    assert env["LLM_PIPELINE_STATE"].startswith("redis://")
+    assert env["LLM_PIPELINE_DATA_DIR"] == deployment["volumeMounts"][0]["mountPath"]
+    assert [source.secret_ref.name for source in container.env_from if source.secret_ref] == [
+        "llm-pipeline-anthropic"
+    ]
+    (claim,) = [v.persistent_volume_claim.claim_name for v in job.spec.template.spec.volumes]
+    assert claim == _docs(K8S / "storage.yaml")[0]["metadata"]["name"]
+    assert container.resources.limits["memory"] == "2Gi"
+    assert job.spec.ttl_seconds_after_finished == 86400
+    for kind, items in (("V1Volume", deployment["volumes"]), ("V1VolumeMount", deployment["volumeMounts"])):
+        for item in items:
+            _k8s_model(kind, item)
+    _k8s_model("V1ResourceRequirements", deployment["resources"])
+
+
+def _rendered_instance(tmp_path: Path) -> Path:
+    """The `run_coordinator` and `concurrency` parts of the dagster.yaml the chart renders."""
+    values = _values()
+    queued = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    coordinator_config = {_snake(k): v for k, v in queued.items() if v not in (None, [])}
+    concurrency = values["concurrency"]
+    assert concurrency["enabled"] is True
+    rendered = {
+        "run_coordinator": {
+            "module": "dagster._core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            **({"config": coordinator_config} if coordinator_config else {}),
+        },
+        "concurrency": {
+            section: {_snake(k): v for k, v in concurrency[section].items()} for section in ("runs", "pools")
+        },
+    }
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(rendered))
+    return tmp_path
+
+
+def test_the_instance_concurrency_settings_load_without_conflicts(tmp_path: Path) -> None:
+    """Dagster refuses run limits set both in the run coordinator and in `concurrency`."""
+    config, _ = dagster_instance_config(str(_rendered_instance(tmp_path)))
+    runs, pools = config["concurrency"]["runs"], config["concurrency"]["pools"]
+    assert [limit["key"] for limit in runs["tag_concurrency_limits"]] == ["dagster/backfill"]
+    assert runs["tag_concurrency_limits"][0]["limit"] < runs["max_concurrent_runs"]
+    assert pools["default_limit"] >= 1
+    assert pools["granularity"] in {"op", "run"}
+
+
+def test_the_image_pins_the_installed_dagster_line() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    pins = dict(re.findall(r"\b(dagster-[a-z0-9-]+)==([0-9.]+)", dockerfile))
+    assert pins.keys() >= {"dagster-k8s", "dagster-celery", "dagster-postgres"}
+    integration = importlib.metadata.version("dagster-k8s")
+    assert set(pins.values()) == {integration}
+    assert importlib.metadata.version("dagster-celery") == integration
+    assert "-c constraints.txt" in dockerfile
+    assert '"llm_pipeline.definitions"' in dockerfile
+
+
+@pytest.fixture
+def celery_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.syspath_prepend(str(CELERY))
+    yield importlib.import_module("llm_pipeline_celery")
+    sys.modules.pop("llm_pipeline_celery", None)
+
+
+def test_the_celery_variant_is_the_same_definitions_on_the_celery_executor(celery_module: Any) -> None:
+    from dagster_celery import celery_executor
+
+    from llm_pipeline.definitions import defs
+
+    celery_defs = celery_module.defs
+    dg.Definitions.validate_loadable(celery_defs)
+    # What `-f llm_pipeline_celery.py` does: exactly one Definitions object at module scope.
+    (target,) = loadable_targets_from_loaded_module(celery_module)
+    assert target.attribute == "defs"
+    job = celery_defs.resolve_job_def("daily_pipeline")
+    assert job.executor_def.executor_creation_fn is celery_executor.executor_creation_fn
+    assert set(celery_defs.resolve_all_asset_keys()) == set(defs.resolve_all_asset_keys())
+    (location,) = _docs(CELERY / "workspace.yaml")[0]["load_from"]
+    assert (CELERY / location["python_file"]["relative_path"]).is_file()
+
+
+def test_the_celery_worker_config_and_instance_validate(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster_celery.cli import get_validated_config
+
+    monkeypatch.setenv("DAGSTER_CELERY_BROKER_URL", "redis://redis:6379/1")
+    monkeypatch.setenv("DAGSTER_CELERY_BACKEND_URL", "redis://redis:6379/2")
+    worker = get_validated_config(str(CELERY / "worker.yaml"))
+    assert (worker["broker"], worker["backend"]) == ("redis://redis:6379/1", "redis://redis:6379/2")
+    config, _ = dagster_instance_config(str(CELERY))
+    assert "postgres" in config["storage"]
+    assert config["concurrency"]["pools"]["default_limit"] >= 1
