@@ -327,6 +327,24 @@ async def test_cool_down_holds_everyone_but_leaves_the_buckets_level_alone() -> 
     await asyncio.gather(*tasks)
 
 
+async def test_cool_down_after_a_report_of_an_empty_bucket_empties_all_and_pushes_back() -> None:
+    """A limiter 429 (its headers say: empty) is no fresh burst when the pause ends, even with
+    nothing queued: several stacks that each believe they own the limit must not all burst."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=600, burst=1.0)  # 10/s, bucket of 10
+    tasks, released = await start_all(limiter, clock, [(0, 0)] * 4)
+    await asyncio.gather(*tasks)
+    await limiter.observe({"anthropic-ratelimit-requests-remaining": "0"})
+    await limiter.cool_down(T0 + 2.0)
+    tasks, released = await start_all(limiter, clock, [(0, 0)] * 3)
+    await clock.advance(2.0)
+    assert released == [], "the bucket counts as empty from the 429, and the pause refilled nothing"
+    await clock.advance(0.1)
+    assert len(released) == 1
+    await clock.advance(0.2)
+    await asyncio.gather(*tasks)
+
+
 @pytest.mark.parametrize(
     ("observed", "seconds_later", "limits", "shared"),
     [

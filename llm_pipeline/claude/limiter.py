@@ -33,9 +33,11 @@ Booking and correcting:
 - `cool_down(until)` after a 429: one shared pause for everyone on this limiter (the state lives in
   the backend, so across processes too). The booked schedule shifts by the pause, so queued
   callers keep their spacing and the end of the pause is not a stampede. The pause itself says
-  nothing about the buckets' level: a 429 from the server's rate limiter carries
-  `anthropic-ratelimit-*` headers, which the client hands to `observe` first, so exactly the
-  buckets it reports empty count as empty (and refill during the pause, as the server's do).
+  nothing about the buckets' level unless the server said so: a 429 from the server's rate
+  limiter carries `anthropic-ratelimit-*` headers, which the client hands to `observe` first;
+  when they report an empty bucket, every bucket counts as empty and the schedule moves back
+  by the pause (several processes with their own limiters, each believing it owns the limit,
+  then stop bursting after every pause). A 429 without that news leaves the buckets' level alone.
 - `observe(headers)`: when `anthropic-ratelimit-*-remaining` says less is left than we think
   (someone else spends the same account), TATs move forward to match. It also notes when a
   response last reported room in every bucket, for `shares_429`: a 429 that carried no
@@ -137,6 +139,7 @@ class Limiter:
         "_capacities",
         "_clock",
         "_credit",
+        "_empty_at",
         "_horizon",
         "_ids",
         "_intervals",
@@ -183,8 +186,10 @@ class Limiter:
         self._backlogs_at = clock.now()
         self._waiters: dict[int, float] = {}
         self._ids = itertools.count()
-        #: When a response last reported room in every rate-limit bucket (None: not lately).
+        #: When a response last reported room in every rate-limit bucket (None: not lately), and
+        #: when one last reported an empty bucket.
         self._room_at: float | None = None
+        self._empty_at: float | None = None
         self._horizon = horizon_s
         self._poll = poll_s
         #: The FIFO of this process's callers waiting to book; made on the running loop when first used.
@@ -297,10 +302,17 @@ class Limiter:
         self._credit = tuple(c - d for c, d in zip(self._credit, costs, strict=True))
 
     async def cool_down(self, until: float) -> None:
-        """Pause every caller of this limiter (in every process sharing its state) until `until`."""
-        seconds = until - self._clock.now()
+        """Pause every caller of this limiter (in every process sharing its state) until `until`.
+
+        When a response just reported an empty bucket (a limiter 429's headers, via `observe`), the
+        buckets count as empty and the schedule moves back by the pause, as for every 429 before;
+        otherwise (a 429 with no rate-limit news) they keep their level and refill meanwhile.
+        """
+        now = self._clock.now()
+        seconds = until - now
         if seconds > 0:
-            await self._store.cool_down(self._key, seconds, 0.0)  # the buckets keep their level
+            empty = self._empty_at is not None and now - self._empty_at <= ROOM_FRESH_S
+            await self._store.cool_down(self._key, seconds, self._tolerance if empty else 0.0)
 
     async def observe(self, headers: Mapping[str, str]) -> None:
         """Catch up with the server when its `remaining` headers show less room than we assume."""
@@ -323,6 +335,8 @@ class Limiter:
             floors.append(backlog if backlog > max(0.0, known - elapsed) else None)
         if reported:
             self._room_at = None if empty else now
+            if empty:
+                self._empty_at = now
         if any(f is not None for f in floors):
             await self._store.raise_floor(self._key, floors)
 

@@ -20,12 +20,13 @@ is still the latest change is undone exactly (`undo`, checked by the row's versi
 its room is given back under the same floor.
 
 A cool-down of D more seconds (`cool_down`, after a 429) holds every start until the pause
-ends. While bookings wait for their start, it shifts the whole schedule by D: TATs move by D,
-and `shift` grows by D so that callers already waiting add D to their start (they compare the
-shift they booked under with the current one); queued callers thus keep their spacing instead
-of all firing when the pause ends. With nothing queued the TATs stay, so the buckets refill
-during the pause as the server's do. Every TAT is also at least `now + tolerance`: the caller
-passes its tau when the 429 says the buckets are empty now, 0 when it says nothing about them.
+ends and shifts the whole schedule by D: TATs move by D, and `shift` grows by D so that callers
+already waiting add D to their start (they compare the shift they booked under with the
+current one); queued callers thus keep their spacing instead of all firing when the pause
+ends. A 429 that says the buckets are empty passes `tolerance` = tau: every TAT is then also at
+least `now + tau`, and the pause is no fresh burst. A pause that says nothing about the buckets
+passes 0: with nothing queued, the TATs then stay where they are, and the buckets refill during
+the pause as the server's do.
 
 The Redis backend runs the same formulas as a Lua script; keep the two in sync.
 """
@@ -151,7 +152,8 @@ def cool_down(row: LimiterRow, now: float, seconds: float, tolerance: float) -> 
     row.paused_until = max(row.paused_until, now + seconds)
     row.shift += extension
     queued = row.last_start > now
-    row.tats = [max(tat + extension if queued else tat, now + tolerance) for tat in row.tats]
+    push = queued or tolerance > 0
+    row.tats = [max(tat + extension if push else tat, now + tolerance) for tat in row.tats]
     if queued:
         row.last_start += extension
         row.last_ends = [end + extension for end in row.last_ends]

@@ -102,8 +102,9 @@ elseif op == 'cool_down' then
   r[4] = math.max(r[4], t + seconds)
   r[5] = r[5] + ext
   local queued = r[6] > t
+  local push = queued or tol > 0
   for i = 1, 3 do
-    if queued then r[i] = math.max(r[i] + ext, t + tol) else r[i] = math.max(r[i], t + tol) end
+    if push then r[i] = math.max(r[i] + ext, t + tol) else r[i] = math.max(r[i], t + tol) end
   end
   if queued then
     for i = 6, 9 do r[i] = r[i] + ext end
