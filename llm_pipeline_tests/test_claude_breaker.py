@@ -124,6 +124,40 @@ async def test_half_open_admits_exactly_one_probe_among_many_callers() -> None:
     assert not (await breaker.admit()).probe
 
 
+async def test_half_open_claims_its_probe_even_after_a_fresh_check() -> None:
+    """`admit(checked)` skips the second read only for a closed breaker; half-open still claims."""
+    clock = FakeClock(T0)
+    breaker = make_breaker(clock)
+    await trip(breaker)
+    await clock.advance(5.0)
+    checks = [await breaker.check() for _ in range(20)]
+    assert {c.state for c in checks} == {"half_open"}
+
+    async def attempt(checked) -> str:
+        try:
+            return "probe" if (await breaker.admit(checked)).probe else "plain"
+        except CircuitOpen:
+            return "rejected"
+
+    outcomes = await asyncio.gather(*(attempt(c) for c in checks))
+    assert sorted(outcomes) == ["probe"] + ["rejected"] * 19
+
+
+async def test_a_closed_check_is_reused_by_admit_without_reading_again() -> None:
+    """The documented window: a breaker opening between `check` and `admit` (no limiter wait in
+    between) lets that one attempt go; a plain `admit` would have read the new state."""
+    clock = FakeClock(T0)
+    backend = MemoryBackend(clock.now).breaker
+    ours = Breaker("claude-m", backend, threshold=3, window_s=10.0, open_s=5.0, probe_ttl_s=30.0)
+    theirs = Breaker("claude-m", backend, threshold=3, window_s=10.0, open_s=5.0, probe_ttl_s=30.0)
+    checked = await ours.check()
+    await trip(theirs)  # another caller opens it meanwhile
+    granted = await ours.admit(checked)
+    assert granted == Pass(probe=False, dirty=False)
+    with pytest.raises(CircuitOpen):
+        await ours.admit()
+
+
 async def test_failed_probe_reopens_for_another_open_period() -> None:
     clock, events = FakeClock(T0), []
     breaker = make_breaker(clock, events)

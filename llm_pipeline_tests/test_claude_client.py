@@ -4,6 +4,8 @@ second payment), fallback on an open breaker, and the live-task bound through th
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 
 import pytest
 
@@ -22,6 +24,8 @@ from llm_pipeline.claude import (
 )
 from llm_pipeline.claude.metrics import summarize
 from llm_pipeline.claude.pricing import cost
+from llm_pipeline.claude.retry import RetryEvent
+from llm_pipeline.claude.state import open_state
 from llm_pipeline.simulator import Limits, ScheduledFault, Simulator, fingerprint
 from llm_pipeline_tests._claude_calls import MODEL, request, settings
 
@@ -216,3 +220,72 @@ async def test_headers_teach_the_limiter_about_traffic_it_did_not_book(
         results = await Runner(16).run(client.call, [request(i) for i in range(1, 30)])
     assert all(r.ok for r in results)
     assert simulator.control.stats()["limiter_429"] <= 1
+
+
+async def test_a_429_carries_the_rate_limit_headers_of_the_servers_limiter(simulator: Simulator) -> None:
+    """`RateLimited.limits`: the buckets a limiter 429 reports; an injected 429 carries none."""
+    simulator.control.configure(limits=Limits(rpm=60, burst_seconds=1.0))  # a bucket of 1
+    async with open_client(settings(simulator.base_url, max_attempts=1)) as client:
+        assert (await client.call(request(1))).ok
+        limited = await client.call(request(2))
+        simulator.control.configure(limits=Limits())
+        simulator.control.set_faults(schedule=[ScheduledFault("429", count=1)])
+        injected = await client.call(request(3))
+    assert isinstance(limited.error, RateLimited)
+    assert limited.error.limits["anthropic-ratelimit-requests-remaining"] == "0"
+    assert isinstance(injected.error, RateLimited)
+    assert injected.error.limits == {}
+
+
+async def test_a_stray_429_while_the_server_reports_room_pauses_only_its_caller(
+    simulator: Simulator,
+) -> None:
+    """Two 429s without rate-limit headers amid answers that report room: each rate-limited caller
+    waits its own retry-after while everyone else carries on, so the only long gap in the
+    answers comes after every other document (a shared pause would put it in the middle)."""
+    simulator.control.configure(limits=Limits(rpm=600_000, burst_seconds=60.0))  # never binding
+    simulator.control.set_faults(schedule=[ScheduledFault("429", after=8, count=2, retry_after_s=2)])
+    events: list[object] = []
+    async with open_client(
+        settings(simulator.base_url, rpm=600_000, burst_seconds=60.0), on_event=events.append
+    ) as client:
+        results = await Runner(4).run(client.call, [request(i) for i in range(40)], ordered=False)
+    assert all(r.ok for r in results)
+    retries = [e for e in events if isinstance(e, RetryEvent)]
+    assert [(e.error_type, e.wait_s, e.cool_down_until) for e in retries] == [("RateLimited", 2.0, None)] * 2
+    stats = simulator.control.stats(times=True)
+    assert stats["attempts"] == 42
+    times = sorted(stats["success_times"])
+    long_gaps = [i for i, (a, b) in enumerate(itertools.pairwise(times)) if b - a > 1.0]
+    assert long_gaps == [37], "38 answers, then the two callers that waited out their 429"
+
+
+async def test_a_429_from_the_servers_limiter_pauses_every_caller(simulator: Simulator) -> None:
+    simulator.control.configure(limits=Limits(rpm=600, burst_seconds=1.0))  # 10/s, a bucket of 10
+    events: list[object] = []
+    async with open_client(
+        settings(simulator.base_url, rpm=6_000, burst_seconds=1.0), on_event=events.append
+    ) as client:  # the client believes in 10x the real limit
+        results = await Runner(8).run(client.call, [request(i) for i in range(20)], ordered=False)
+    assert all(r.ok for r in results)
+    limited = [e for e in events if isinstance(e, RetryEvent) and e.error_type == "RateLimited"]
+    assert limited, "the server's limiter turned some away"
+    assert all(e.cool_down_until is not None for e in limited), "every one of them paused everyone"
+
+
+@pytest.mark.parametrize("kind", ["429", "500", "529"])
+async def test_an_attempt_the_server_turned_away_gives_its_whole_booking_back(
+    simulator: Simulator, kind: str, tmp_path
+) -> None:
+    """The server answered with an error status: nothing was generated or booked, so the request
+    slot comes back too (a dropped connection keeps its booking: the server may have worked)."""
+    simulator.control.set_faults(schedule=[ScheduledFault(kind, count=1, retry_after_s=0)])
+    config = settings(simulator.base_url, rpm=60.0, burst_seconds=10.0, state=str(tmp_path))
+    async with open_client(config) as client:
+        assert (await client.call(request(1))).ok
+    other = open_state(str(tmp_path), time.time)  # another process's view of the shared state
+    try:
+        seen = await other.limiter.peek(f"{config.endpoint}/{MODEL}")
+    finally:
+        await other.aclose()
+    assert 0.5 < seen.backlogs[0] <= 1.0, "one request slot (1 s at 60 RPM) booked, not two"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -150,3 +151,63 @@ async def test_endpoints_never_share_answers(state: StateBackend) -> None:
     await Ledger(state.ledger, clock=clock, namespace="127.0.0.1").put(request, message("simulated"))
     assert await Ledger(state.ledger, clock=clock, namespace="api.anthropic.com").get(request) is None
     assert await Ledger(state.ledger, clock=clock, namespace="127.0.0.1").get(request) is not None
+
+
+def _requests(n: int) -> list[Request]:
+    return [Request(key=f"doc-{i}", params={**BASE, "system": f"Extract entities {i}."}) for i in range(n)]
+
+
+async def test_sqlite_puts_of_one_loop_pass_share_one_commit_and_are_durable_on_return(tmp_path) -> None:
+    """Group commit: 50 concurrent puts, one transaction; each put returns only once another
+    connection (another process) can read its entry."""
+    clock = FakeClock(T0)
+    state = open_state(str(tmp_path), clock.now)
+    reader = open_state(str(tmp_path), clock.now)
+    ledger = Ledger(state.ledger, clock=clock)
+    requests = _requests(50)
+    seen_on_return: list[bool] = []
+
+    async def put_then_look(request: Request) -> None:
+        await ledger.put(request, message(request.key))
+        seen_on_return.append(await Ledger(reader.ledger, clock=clock).get(request) is not None)
+
+    try:
+        await asyncio.gather(*(put_then_look(r) for r in requests))
+        assert seen_on_return == [True] * 50
+        assert state.ledger.commits == 1  # type: ignore[attr-defined]
+    finally:
+        await state.aclose()
+        await reader.aclose()
+
+
+async def test_sqlite_put_cancelled_while_committing_is_still_written(tmp_path) -> None:
+    clock = FakeClock(T0)
+    state = open_state(str(tmp_path), clock.now)
+    request = _requests(1)[0]
+    try:
+        task = asyncio.create_task(Ledger(state.ledger, clock=clock).put(request, message("paid for")))
+        await asyncio.sleep(0)  # queued, commit scheduled
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)
+        hit = await Ledger(state.ledger, clock=clock).get(request)
+        assert hit is not None
+        assert hit.message.content[0].text == "paid for"  # type: ignore[union-attr]
+    finally:
+        await state.aclose()
+
+
+async def test_sqlite_close_commits_what_is_still_queued(tmp_path) -> None:
+    clock = FakeClock(T0)
+    state = open_state(str(tmp_path), clock.now)
+    requests = _requests(3)
+    tasks = [asyncio.create_task(Ledger(state.ledger, clock=clock).put(r, message())) for r in requests]
+    await asyncio.sleep(0)  # every put is queued; the scheduled commit has not run yet
+    await state.aclose()
+    await asyncio.gather(*tasks)
+    again = open_state(str(tmp_path), clock.now)
+    try:
+        assert (await again.ledger.stats()).entries == 3
+    finally:
+        await again.aclose()

@@ -8,7 +8,7 @@ import itertools
 
 import pytest
 
-from llm_pipeline.claude.errors import BadRequest
+from llm_pipeline.claude.errors import BadRequest, RateLimited
 from llm_pipeline.claude.limiter import Limiter, Reservation, default_safety_margin, estimate_input_tokens
 from llm_pipeline.claude.state.memory import MemoryBackend
 from llm_pipeline_tests.fakes import FakeClock
@@ -101,6 +101,15 @@ async def test_weighted_bookings(limits: dict, weights: list, expected_offsets: 
     await clock.advance(max(expected_offsets) + 1)
     await asyncio.gather(*tasks)
     assert [t - T0 for _, t in released] == pytest.approx(expected_offsets, abs=1e-9)
+
+
+async def test_a_reservation_says_whether_its_caller_had_to_wait() -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=60, burst=1.0)  # one per second
+    first = await limiter.reserve(0, 0)
+    second = asyncio.create_task(limiter.reserve(0, 0))
+    await clock.advance(1.0)
+    assert (first.queued, (await second).queued) == (False, True)
 
 
 async def test_fifo_small_request_does_not_overtake_big_one() -> None:
@@ -197,6 +206,80 @@ async def test_settle_charges_an_underestimate() -> None:
     assert nxt.done()
 
 
+async def test_a_give_back_is_held_until_the_next_booking_applies_it() -> None:
+    """No shared-state write of its own: the next booking's transaction carries the give-back."""
+    clock = FakeClock(T0)
+    backend = MemoryBackend(clock.now)
+    limiter = Limiter(
+        "m",
+        backend.limiter,
+        rpm=HUGE,
+        itpm=HUGE,
+        otpm=600,
+        burst_seconds=10.0,
+        clock=clock,
+        safety_margin_s=0.0,
+    )
+    booked = await limiter.reserve(0, 100)
+    full = (await backend.limiter.peek("m")).backlogs
+    await limiter.settle(booked, 0, 20)
+    assert limiter.credit == pytest.approx((0.0, 0.0, -8.0))
+    assert (await backend.limiter.peek("m")).backlogs == full, "nothing written yet"
+    await limiter.reserve(0, 20)
+    assert limiter.credit == (0.0, 0.0, 0.0)
+    assert (await backend.limiter.peek("m")).backlogs[2] == pytest.approx(4.0), "20 + 20 tokens = 4 s"
+
+
+async def test_a_charge_is_booked_at_once() -> None:
+    clock = FakeClock(T0)
+    backend = MemoryBackend(clock.now)
+    limiter = Limiter(
+        "m",
+        backend.limiter,
+        rpm=HUGE,
+        itpm=600,
+        otpm=600,
+        burst_seconds=10.0,
+        clock=clock,
+        safety_margin_s=0.0,
+    )
+    booked = await limiter.reserve(10, 50)
+    await limiter.settle(booked, 60, 20)  # 50 more input tokens (a charge), 30 output back (held)
+    backlogs = (await backend.limiter.peek("m")).backlogs
+    assert backlogs[1] == pytest.approx(6.0), "the charge is in the shared state now"
+    assert backlogs[2] == pytest.approx(5.0), "the give-back is not"
+    assert limiter.credit == pytest.approx((0.0, 0.0, -3.0))
+
+
+async def test_flush_hands_held_give_backs_to_every_other_user_of_the_state() -> None:
+    clock = FakeClock(T0)
+    backend = MemoryBackend(clock.now)
+
+    def limiter() -> Limiter:
+        return Limiter(
+            "m",
+            backend.limiter,
+            rpm=HUGE,
+            itpm=HUGE,
+            otpm=600,
+            burst_seconds=10.0,
+            clock=clock,
+            safety_margin_s=0.0,
+        )
+
+    ours, theirs = limiter(), limiter()  # two stacks (processes) sharing one state
+    booked = await ours.reserve(0, 100)
+    await ours.settle(booked, 0, 0)
+    late = asyncio.create_task(theirs.reserve(0, 100))
+    await clock.advance(0)
+    assert not late.done(), "the give-back is still held by the other stack"
+    late.cancel()
+    await clock.advance(0)
+    await ours.flush()
+    assert ours.credit == (0.0, 0.0, 0.0)
+    assert (await theirs.reserve(0, 100)).waited_s == 0.0
+
+
 async def test_give_back_cannot_pull_room_from_under_a_queued_caller() -> None:
     """Regression: a give-back credited 'before' a queued booking let the next caller start with it."""
     clock = FakeClock(T0)
@@ -227,6 +310,76 @@ async def test_cool_down_pauses_everyone_once_and_keeps_spacing() -> None:
     await clock.advance(0)
     assert not fresh.done(), "the bucket refills from empty during the pause, no fresh burst"
     await asyncio.gather(*tasks)
+
+
+async def test_cool_down_holds_everyone_but_leaves_the_buckets_level_alone() -> None:
+    """The pause itself says nothing about the buckets (a limiter 429's headers do, via observe)."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=600, burst=1.0)  # 10/s, bucket of 10
+    tasks, released = await start_all(limiter, clock, [(0, 0)] * 4)
+    await asyncio.gather(*tasks)
+    await limiter.cool_down(T0 + 2.0)
+    tasks, released = await start_all(limiter, clock, [(0, 0)] * 6)
+    await clock.advance(1.99)
+    assert released == []
+    await clock.advance(0.01)
+    assert len(released) == 6, "the 6 requests of room left before the pause are still there after it"
+    await asyncio.gather(*tasks)
+
+
+async def test_cool_down_after_a_report_of_an_empty_bucket_empties_all_and_pushes_back() -> None:
+    """A limiter 429 (its headers say: empty) is no fresh burst when the pause ends, even with
+    nothing queued: several stacks that each believe they own the limit must not all burst."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=600, burst=1.0)  # 10/s, bucket of 10
+    tasks, released = await start_all(limiter, clock, [(0, 0)] * 4)
+    await asyncio.gather(*tasks)
+    await limiter.observe({"anthropic-ratelimit-requests-remaining": "0"})
+    await limiter.cool_down(T0 + 2.0)
+    tasks, released = await start_all(limiter, clock, [(0, 0)] * 3)
+    await clock.advance(2.0)
+    assert released == [], "the bucket counts as empty from the 429, and the pause refilled nothing"
+    await clock.advance(0.1)
+    assert len(released) == 1
+    await clock.advance(0.2)
+    await asyncio.gather(*tasks)
+
+
+@pytest.mark.parametrize(
+    ("observed", "seconds_later", "limits", "shared"),
+    [
+        (None, 0.0, {}, True),  # no response reported anything: assume the account is out
+        ({"anthropic-ratelimit-requests-remaining": "7"}, 0.5, {}, False),  # room, lately: a stray 429
+        ({"anthropic-ratelimit-requests-remaining": "7"}, 1.5, {}, True),  # that news is stale
+        ({"anthropic-ratelimit-requests-remaining": "0"}, 0.1, {}, True),  # the server said: empty
+        (
+            {
+                "anthropic-ratelimit-requests-remaining": "7",
+                "anthropic-ratelimit-input-tokens-remaining": "0",
+            },
+            0.1,
+            {},
+            True,
+        ),
+        ({"content-type": "application/json"}, 0.1, {}, True),  # no rate-limit headers: no news
+        (
+            {"anthropic-ratelimit-requests-remaining": "7"},
+            0.1,
+            {"anthropic-ratelimit-requests-remaining": "0"},
+            True,
+        ),  # the server's limiter itself sent the 429
+    ],
+)
+async def test_which_429s_pause_everyone(
+    observed: dict | None, seconds_later: float, limits: dict, shared: bool
+) -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=600, burst=10.0)
+    if observed is not None:
+        await limiter.observe(observed)
+    await clock.advance(seconds_later)
+    error = RateLimited("429", retry_after=1.0, status_code=429, limits=limits)
+    assert limiter.shares_429(error) is shared
 
 
 async def test_observe_moves_forward_when_server_has_less_room() -> None:

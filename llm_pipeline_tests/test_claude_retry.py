@@ -176,3 +176,72 @@ def test_retry_event_is_frozen() -> None:
     event = RetryEvent("k", "m", 1, "ServerError", "x", 0.5)
     with pytest.raises(AttributeError):
         event.attempt = 2  # type: ignore[misc]
+
+
+async def test_first_attempt_runs_outside_tenacity_and_is_replayed_as_attempt_one() -> None:
+    """The fast path (first attempt before tenacity) keeps tenacity's numbering, waits and events."""
+    slept: list[float] = []
+    events: list[RetryEvent] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    policy = RetryPolicy(
+        max_attempts=3, base_s=1.0, cap_s=8.0, rng=random.Random(5), sleep=sleep, on_event=events.append
+    )
+    first, second = ServerError("first"), Overloaded("second")
+    fn, calls = failing([first, second])
+    assert await policy.call(fn, key="k", model="m") == "ok"
+    assert calls["n"] == 3, "the failed first attempt is replayed, not sent again"
+    assert [e.attempt for e in events] == [1, 2]
+    assert [e.error for e in events] == [str(first), str(second)]
+    expected = random.Random(5)
+    assert slept == [expected.uniform(0.0, 1.0), expected.uniform(0.0, 2.0)]
+
+
+async def test_one_attempt_policy_raises_the_first_error_itself() -> None:
+    policy = RetryPolicy(max_attempts=1, sleep=pytest.fail)
+    error = ServerError("once")
+    fn, calls = failing([error])
+    with pytest.raises(ServerError) as raised:
+        await policy.call(fn)
+    assert raised.value is error
+    assert calls["n"] == 1
+
+
+async def test_errors_outside_the_hierarchy_propagate_unretried() -> None:
+    policy = RetryPolicy(max_attempts=5, sleep=pytest.fail)
+    fn, calls = failing([KeyError("bug")])
+    with pytest.raises(KeyError):
+        await policy.call(fn)
+    assert calls["n"] == 1
+
+
+async def test_a_429_ruled_not_shared_is_waited_out_by_its_own_caller() -> None:
+    """A stray 429 (the server keeps reporting room) must not hold the whole account still."""
+    clock = FakeClock(NOW)
+    events: list[RetryEvent] = []
+    pauses: list[float] = []
+    judged: list[RateLimited] = []
+
+    async def cool_down(until: float) -> None:
+        pauses.append(until)
+
+    def shared(error: RateLimited) -> bool:
+        judged.append(error)
+        return False
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    error = RateLimited("stray", retry_after=1.5, status_code=429)
+    policy = RetryPolicy(max_attempts=3, clock=clock, sleep=sleep, on_event=events.append)
+    fn, calls = failing([error])
+    assert await policy.call(fn, cool_down=cool_down, shared=shared) == "ok"
+    assert calls["n"] == 2
+    assert judged == [error]
+    assert pauses == [], "nobody else pauses"
+    assert slept == [1.5], "its own caller waits the retry-after"
+    assert [(e.wait_s, e.cool_down_until) for e in events] == [(1.5, None)]

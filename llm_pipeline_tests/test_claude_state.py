@@ -89,6 +89,45 @@ async def test_adjust_charges_and_gives_back(backend: StateBackend) -> None:
     assert peek.backlogs[0] == pytest.approx(0.2, abs=SLACK), "not below the end of the queued booking"
 
 
+async def test_reserve_applies_a_credit_first_in_the_same_transaction(backend: StateBackend) -> None:
+    """The limiter's held give-backs ride on its next booking; an exact undo keeps them applied."""
+    for _ in range(10):
+        await backend.limiter.reserve("m", COST, TOL)
+    credited = await backend.limiter.reserve("m", COST, TOL, credit=(-0.3, 0.0, 0.0))
+    assert credited.delay == pytest.approx(0.0, abs=SLACK), "3 requests given back: room at once"
+    await backend.limiter.undo("m", credited, COST)
+    peek = await backend.limiter.peek("m")
+    assert peek.backlogs[0] == pytest.approx(0.7, abs=SLACK), "undone booking gone, the credit stays"
+
+
+async def test_sqlite_processes_interleaving_bookings_never_share_room(tmp_path) -> None:
+    """Two backends on one directory (two processes) alternate bookings: each one's compare-and-swap
+    fails after the other wrote, so it re-reads under the lock and the shared schedule stays exact."""
+    first = open_state(str(tmp_path), time.time)
+    second = open_state(str(tmp_path), time.time)
+    try:
+        delays = [
+            (await (first if i % 2 else second).limiter.reserve("m", COST, TOL)).delay for i in range(12)
+        ]
+        assert delays[:10] == pytest.approx([0.0] * 10, abs=SLACK)
+        assert delays[10:] == pytest.approx([0.1, 0.2], abs=SLACK)
+        alone = [(await first.limiter.reserve("m", COST, TOL)).delay for _ in range(3)]
+        assert alone == pytest.approx([0.3, 0.4, 0.5], abs=SLACK)
+        assert first.limiter.swapped >= 2, "a process writing alone swaps instead of locking"  # type: ignore[attr-defined]
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_a_credit_is_kept_even_when_the_start_lies_beyond_the_horizon(backend: StateBackend) -> None:
+    for _ in range(10):
+        await backend.limiter.reserve("m", COST, TOL)
+    polled = await backend.limiter.reserve("m", COST, TOL, horizon=0.0, credit=(-0.05, 0.0, 0.0))
+    assert not polled.booked
+    peek = await backend.limiter.peek("m")
+    assert peek.backlogs[0] == pytest.approx(0.95, abs=SLACK), "the give-back was applied and stored"
+
+
 async def test_cool_down_pauses_shifts_and_empties(backend: StateBackend) -> None:
     await backend.limiter.cool_down("m", 0.5, TOL)
     peek = await backend.limiter.peek("m")
@@ -98,6 +137,16 @@ async def test_cool_down_pauses_shifts_and_empties(backend: StateBackend) -> Non
     assert delays == pytest.approx([0.5] * 5 + [0.6], abs=SLACK), (
         "0.5 s of refill from empty, not a full burst"
     )
+
+
+async def test_cool_down_with_nothing_queued_lets_the_buckets_refill(backend: StateBackend) -> None:
+    """A pause that says nothing about the buckets (tolerance 0) holds every start, but the
+    buckets keep refilling as the server's do; only a queued schedule is pushed back."""
+    for _ in range(5):
+        await backend.limiter.reserve("m", COST, TOL)  # half the bucket used, nobody queued
+    await backend.limiter.cool_down("m", 0.5, 0.0)
+    delays = [(await backend.limiter.reserve("m", COST, TOL)).delay for _ in range(11)]
+    assert delays == pytest.approx([0.5] * 10 + [0.6], abs=SLACK), "full again when the pause ends"
 
 
 async def test_raise_floor_only_moves_forward(backend: StateBackend) -> None:
@@ -192,6 +241,16 @@ async def test_ledger_put_get_stats_prune(backend: StateBackend) -> None:
     assert await backend.ledger.prune(before=150.0) == 1
     assert await backend.ledger.get(["a"]) is None
     assert (await backend.ledger.stats()).entries == 1
+
+
+async def test_more_concurrent_callers_than_connections_wait_for_one(backend: StateBackend) -> None:
+    """Regression: 200 calls in flight on Redis state raised MaxConnectionsError (pool of 100)."""
+    found = await asyncio.gather(
+        *(backend.ledger.get([f"missing-{i}"]) for i in range(300)),
+        *(backend.limiter.reserve("wide", (1e-6, 0.0, 0.0), TOL) for _ in range(300)),
+    )
+    assert found[:300] == [None] * 300
+    assert len(found) == 600
 
 
 def pending_batch(batch_id: str, created_at: float, namespace: str = "host-a", n: int = 2) -> PendingBatch:

@@ -92,15 +92,25 @@ class Breaker:
             last_error=admission.last_error,
         )
 
-    async def check(self) -> None:
-        """Fail fast (CircuitOpen) when this attempt would be rejected; claims nothing."""
+    async def check(self) -> Admission:
+        """Fail fast (CircuitOpen) when this attempt would be rejected; claims nothing, returns the look."""
         admission = await self._store.admit(self._key, self.policy, claim=False)
         self._last = admission
         if admission.verdict == "reject":
             raise self._reject(admission)
+        return admission
 
-    async def admit(self) -> Pass:
-        """Claim the right to send one attempt (the probe slot when half-open) or raise CircuitOpen."""
+    async def admit(self, checked: Admission | None = None) -> Pass:
+        """Claim the right to send one attempt (the probe slot when half-open) or raise CircuitOpen.
+
+        `checked` is what `check` said for this attempt when nothing happened in between (the
+        limiter let it through without a wait): a closed breaker then needs no second read,
+        since a closed breaker's admission claims nothing. The window this leaves is the time
+        between `check` and the send; a breaker that opens within it lets this one attempt go,
+        as if it had been sent a moment earlier. Half-open always claims its probe slot anew.
+        """
+        if checked is not None and checked.state == "closed" and checked.verdict == "allow":
+            return Pass(probe=False, dirty=checked.failures > 0)
         admission = await self._store.admit(self._key, self.policy, claim=True)
         self._last = admission
         if admission.verdict == "reject":

@@ -18,8 +18,9 @@ own limiter and breaker) and the record says `model=<fallback>, fallback=True`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import anthropic
 from anthropic.types import Message
@@ -37,6 +38,7 @@ from llm_pipeline.claude.runner import ProgressSink, Runner
 from llm_pipeline.claude.sdk_errors import map_sdk_errors
 from llm_pipeline.claude.settings import ClaudeSettings
 from llm_pipeline.claude.state.base import StateBackend
+from llm_pipeline.claude.transport import rate_limit_headers, read_message
 from llm_pipeline.claude.types import CallResult, Request
 
 __all__ = ["Client", "EventSink"]
@@ -117,14 +119,17 @@ class Client:
     async def call(self, request: Request) -> CallResult:
         """Answer one request: from the ledger, the primary model, or the fallback."""
         fallback = self.settings.fallback_model
-        alternatives = [fallback] if fallback and fallback != request.model else []
-        fresh = self._batch_answers.pop(self.ledger.entry_key(request), None) if self._batch_answers else None
-        hit = await self.ledger.get(request, also_models=alternatives, ignore_refresh=fresh is not None)
+        alternatives = (fallback,) if fallback and fallback != request.model else ()
+        key = self.ledger.entry_key(request)
+        fresh = self._batch_answers.pop(key, None) if self._batch_answers else None
+        hit = await self.ledger.get(
+            request, also_models=alternatives, ignore_refresh=fresh is not None, entry_key=key
+        )
         if hit is not None:
             return self._cached(request, hit, fresh)
         began, tally = self._clock.now(), _Tally()
         try:
-            message = await self._call_with_retry(request, tally)
+            message = await self._call_with_retry(request, key, tally)
             return self._finish(request, tally, began, message=message)
         except CircuitOpen as exc:
             if not alternatives:
@@ -133,55 +138,64 @@ class Client:
             return self._finish(request, tally, began, error=exc)
         rerouted = request.with_model(alternatives[0])
         try:
-            message = await self._call_with_retry(rerouted, tally)
+            message = await self._call_with_retry(rerouted, self.ledger.entry_key(rerouted), tally)
             return self._finish(rerouted, tally, began, message=message, fallback=True)
         except LLMError as exc:
             return self._finish(rerouted, tally, began, error=exc, fallback=True)
 
-    async def _call_with_retry(self, request: Request, tally: _Tally) -> Message:
+    def _call_with_retry(self, request: Request, key: str, tally: _Tally) -> Awaitable[Message]:
+        # A plain function handing back the retry coroutine, and a `partial` rather than a lambda:
+        # both live for the whole call, and at 200 calls in flight every object held across the
+        # HTTP exchange feeds the garbage collector (a closure over five names is seven objects).
         limiter = self.limiter_for(request.model)
-        return await self._retry.call(
-            lambda: self._call_once(request, tally),
+        attempt = partial(self._call_once, request, key, estimate_input_tokens(request.params), tally)
+        return self._retry.call(
+            attempt,
             key=request.key,
             model=request.model,
             cool_down=limiter.cool_down,
+            shared=limiter.shares_429,
         )
 
-    async def _call_once(self, request: Request, tally: _Tally) -> Message:
+    async def _call_once(self, request: Request, key: str, estimate: int, tally: _Tally) -> Message:
         limiter, breaker = self.limiter_for(request.model), self.breaker_for(request.model)
-        await breaker.check()
-        reservation = await limiter.reserve(estimate_input_tokens(request.params), request.max_tokens)
+        checked = await breaker.check()
+        reservation = await limiter.reserve(estimate, request.max_tokens)
         try:
-            granted = await breaker.admit()
+            granted = await breaker.admit(None if reservation.queued else checked)
         except CircuitOpen:
             await limiter.release(reservation)
             raise
         tally.attempts += 1
+        timeout_s = self.settings.timeout_s
         started = self._clock.now()
         try:
-            with map_sdk_errors(self._clock.now, timeout_s=self.settings.timeout_s):
-                async with asyncio.timeout(self.settings.timeout_s):
+            with map_sdk_errors(self._clock.now, timeout_s=timeout_s):
+                async with asyncio.timeout(timeout_s):
                     raw = await self._sdk.messages.with_raw_response.create(
-                        **request.params, timeout=self.settings.timeout_s
+                        **request.params, timeout=timeout_s
                     )
-                    message = await raw.parse()
+                    message, body = await read_message(raw)
         except LLMError as exc:
             tally.latency_s, tally.request_id = self._clock.now() - started, exc.request_id
             tally.rate_limited += isinstance(exc, RateLimited)
-            if exc.status_code is not None:  # the server answered: nothing was generated
-                await limiter.settle(reservation, reservation.input_tokens, 0)
+            if exc.status_code is not None:  # the server turned the attempt away: nothing was booked
+                await limiter.release(reservation)
+            if isinstance(exc, RateLimited):
+                await limiter.observe(exc.limits)  # a limiter 429 says which buckets are empty
             await breaker.record(granted, exc)
             raise
         except asyncio.CancelledError:
             await breaker.release(granted)
             raise
-        tally.latency_s, tally.request_id = self._clock.now() - started, raw.request_id
-        await self.ledger.put(request, message)  # first: a crash from here on cannot cost a second payment
+        tally.latency_s, tally.request_id = self._clock.now() - started, message._request_id
+        # First: a crash from here on cannot cost a second payment.
+        await self.ledger.put(request, message, entry_key=key, message_json=body)
         usage = message.usage
         await limiter.settle(
             reservation, usage.input_tokens + (usage.cache_creation_input_tokens or 0), usage.output_tokens
         )
-        await limiter.observe(raw.headers)
+        await limiter.observe(rate_limit_headers(raw.http_response.headers))
         await breaker.record(granted, None)
         return message
 
@@ -279,6 +293,11 @@ class Client:
     def _emit(self, record: CallRecord) -> None:
         if self._on_record is not None:
             self._on_record(record)
+
+    async def aclose(self) -> None:
+        """Hand the limiters' held give-backs to the shared state (`open_client` calls this)."""
+        for limiter in self._limiters.values():
+            await limiter.flush()
 
     def runner(self, *, on_progress: ProgressSink | None = None, progress_every_s: float = 5.0) -> Runner:
         """A `Runner` sized to `settings.max_concurrency`, for fanning this client out."""

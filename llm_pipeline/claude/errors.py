@@ -25,6 +25,8 @@ them, so rows and logs can name the upstream request.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 __all__ = [
     "Aborted",
     "AuthError",
@@ -75,7 +77,27 @@ class RetryableError(LLMError):
 
 
 class RateLimited(RetryableError):
-    """429: the account's (or an acceleration) limit; `retry_after` says when to come back."""
+    """429: the account's (or an acceleration) limit; `retry_after` says when to come back.
+
+    `limits` are the `anthropic-ratelimit-*` headers the 429 carried: when there are any, the
+    server's rate limiter itself answered and says how empty the account's buckets are.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        limits: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, request_id=request_id, retry_after=retry_after)
+        self.limits: Mapping[str, str] = dict(limits or {})
+
+    @property
+    def reports_limits(self) -> bool:
+        return bool(self.limits)
 
 
 class Overloaded(RetryableError):

@@ -76,23 +76,31 @@ class Ledger:
         self.namespace = namespace
 
     def entry_key(self, request: Request) -> str:
-        """Where `request`'s answer is stored: `<namespace>:<fingerprint>`."""
+        """Where `request`'s answer is stored: `<namespace>:<fingerprint>` (a caller needing it twice
+        computes it once: the fingerprint serialises the whole request)."""
         digest = fingerprint(request.params)
         return f"{self.namespace}:{digest}" if self.namespace else digest
 
     async def get(
-        self, request: Request, *, also_models: Sequence[str] = (), ignore_refresh: bool = False
+        self,
+        request: Request,
+        *,
+        also_models: Sequence[str] = (),
+        ignore_refresh: bool = False,
+        entry_key: str | None = None,
     ) -> LedgerHit | None:
         """The stored answer for `request`, or for the same request sent to one of `also_models`.
 
         Asking for the fallback model too means a document the fallback once answered is not
         paid for again on the primary. `ignore_refresh` reads even in a refresh run: for answers
-        this very run stored (batch mode), which are fresh by definition.
+        this very run stored (batch mode), which are fresh by definition. `entry_key` is
+        `self.entry_key(request)` when the caller has it.
         """
         if self.refresh and not ignore_refresh:
             return None
-        variants = [request, *(request.with_model(m) for m in also_models if m != request.model)]
-        entry = await self._store.get([self.entry_key(v) for v in variants])
+        keys = [entry_key or self.entry_key(request)]
+        keys += [self.entry_key(request.with_model(m)) for m in also_models if m != request.model]
+        entry = await self._store.get(keys)
         if entry is None:
             return None
         return LedgerHit(
@@ -103,17 +111,37 @@ class Ledger:
             fingerprint=entry.fingerprint,
         )
 
-    async def put(self, request: Request, message: Message) -> None:
-        await self.put_answer(self.entry_key(request), key=request.key, model=request.model, message=message)
+    async def put(
+        self,
+        request: Request,
+        message: Message,
+        *,
+        entry_key: str | None = None,
+        message_json: str | None = None,
+    ) -> None:
+        """Store the answer; returns once it is durable (committed), before the caller may use it.
 
-    async def put_answer(self, entry_key: str, *, key: str, model: str, message: Message) -> None:
+        `message_json` is the response body when the caller has it (it parses to `message`), which
+        spares serialising the message again.
+        """
+        await self.put_answer(
+            entry_key or self.entry_key(request),
+            key=request.key,
+            model=request.model,
+            message=message,
+            message_json=message_json,
+        )
+
+    async def put_answer(
+        self, entry_key: str, *, key: str, model: str, message: Message, message_json: str | None = None
+    ) -> None:
         """Store an answer under a known entry key: batch results arrive without their requests."""
         await self._store.put(
             LedgerEntry(
                 fingerprint=entry_key,
                 key=key,
                 model=model,
-                message_json=message.model_dump_json(),
+                message_json=message_json if message_json is not None else message.model_dump_json(),
                 input_tokens=message.usage.input_tokens,
                 output_tokens=message.usage.output_tokens,
                 created_at=self._clock.now(),

@@ -6,7 +6,7 @@ the `request-id` and the parsed Retry-After. Nothing else in `claude/` catches S
 
     APITimeoutError, asyncio timeout      -> Timeout
     APIConnectionError (dropped, refused) -> ConnectionFailed
-    429                                   -> RateLimited (retry_after)   | spend cap -> AuthError
+    429                                   -> RateLimited (retry_after, limits); spend cap: AuthError
     529                                   -> Overloaded
     401, 402, 403                         -> AuthError (systemic: a person must act)
     408                                   -> Timeout
@@ -17,8 +17,7 @@ the `request-id` and the parsed Retry-After. Nothing else in `claude/` catches S
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import anthropic
 
@@ -33,6 +32,7 @@ from llm_pipeline.claude.errors import (
     Timeout,
 )
 from llm_pipeline.claude.retry import parse_retry_after
+from llm_pipeline.claude.transport import rate_limit_headers
 
 __all__ = ["SPEND_CAP_CODES", "map_sdk_errors"]
 
@@ -54,7 +54,12 @@ def _from_status(exc: anthropic.APIStatusError, now: float) -> LLMError:
     if status == 429:
         if exc.error_code in SPEND_CAP_CODES:
             return AuthError(f"spend limit reached, raise it in the Console ({text})", **fields)
-        return RateLimited(text, retry_after=parse_retry_after(dict(exc.response.headers), now), **fields)
+        return RateLimited(
+            text,
+            retry_after=parse_retry_after(dict(exc.response.headers), now),
+            limits=rate_limit_headers(exc.response.headers),
+            **fields,
+        )
     if status == 529:
         return Overloaded(text, **fields)
     if status in (401, 402, 403):
@@ -66,19 +71,40 @@ def _from_status(exc: anthropic.APIStatusError, now: float) -> LLMError:
     return BadRequest(text, **fields)
 
 
-@contextmanager
-def map_sdk_errors(now: Callable[[], float], *, timeout_s: float | None = None) -> Iterator[None]:
-    """Re-raise SDK (and asyncio timeout) exceptions as `LLMError`s; `now` dates a Retry-After."""
-    try:
-        yield
-    except anthropic.APITimeoutError as exc:
-        raise Timeout(f"no answer within the timeout ({timeout_s} s)") from exc
-    except TimeoutError as exc:
-        raise Timeout(f"no answer within the timeout ({timeout_s} s)") from exc
-    except anthropic.APIConnectionError as exc:
+def _mapped(exc: BaseException, now: Callable[[], float], timeout_s: float | None) -> LLMError | None:
+    if isinstance(exc, anthropic.APITimeoutError | TimeoutError):
+        return Timeout(f"no answer within the timeout ({timeout_s} s)")
+    if isinstance(exc, anthropic.APIConnectionError):
         cause = exc.__cause__
-        raise ConnectionFailed(f"{exc.message} ({type(cause).__name__ if cause else 'no detail'})") from exc
-    except anthropic.APIStatusError as exc:
-        raise _from_status(exc, now()) from exc
-    except anthropic.APIResponseValidationError as exc:
-        raise ServerError(f"response failed validation: {exc.message}", status_code=exc.status_code) from exc
+        return ConnectionFailed(f"{exc.message} ({type(cause).__name__ if cause else 'no detail'})")
+    if isinstance(exc, anthropic.APIStatusError):
+        return _from_status(exc, now())
+    if isinstance(exc, anthropic.APIResponseValidationError):
+        return ServerError(f"response failed validation: {exc.message}", status_code=exc.status_code)
+    return None
+
+
+class map_sdk_errors:  # lower case: used like contextlib.suppress
+    """Re-raise SDK (and asyncio timeout) exceptions as `LLMError`s; `now` dates a Retry-After.
+
+    A class rather than a `@contextmanager` generator: it is entered once per attempt and lives
+    across the whole HTTP exchange, and one small object is cheaper than a generator, its frame
+    and a wrapper, at 1,000 calls/s.
+    """
+
+    __slots__ = ("_now", "_timeout_s")
+
+    def __init__(self, now: Callable[[], float], *, timeout_s: float | None = None) -> None:
+        self._now = now
+        self._timeout_s = timeout_s
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is None:
+            return False
+        mapped = _mapped(exc, self._now, self._timeout_s)
+        if mapped is None:
+            return False
+        raise mapped from exc

@@ -51,7 +51,7 @@ async def open_client(
                 clock=clock,
                 on_event=on_event,
             )
-            yield Client(
+            client = Client(
                 settings,
                 sdk=sdk,
                 state=state,
@@ -60,6 +60,10 @@ async def open_client(
                 on_record=on_record,
                 on_event=on_event,
             )
+            try:
+                yield client
+            finally:
+                await client.aclose()
         finally:
             await sdk.close()
     finally:

@@ -1,31 +1,39 @@
 """The SDK client the call stack talks through, on the HTTP transport that holds up under load.
 
-Measured on the 2-core dev machine (2026-11-25, other jobs running) against the zero-latency
-simulator in a separate process, 200 calls in flight, `benchmarks/claude_overhead.py`:
-
-    bare SDK, aiohttp ~1,120 calls/s     full stack, aiohttp ~800/s (memory state), ~450-660/s (SQLite)
-    bare SDK, httpx   ~540-650 calls/s   full stack, httpx   ~370-430/s
-
-so aiohttp (`DefaultAioHttpClient`) is the default and httpx stays selectable. Either way the
-client is far faster than any account's rate limit; the SDK itself is most of the cost.
+Measured on the 2-core dev machine (2026-11-25) against the zero-latency simulator in a separate
+process, 200 calls in flight (`python -m benchmarks -s 4`, benchmarks/RESULTS.md): the bare SDK
+made 1,278 calls/s on aiohttp (0.78 ms CPU per call) and 646 on its default httpx2 pool, so
+aiohttp (`DefaultAioHttpClient`) is the default and httpx stays selectable. The whole stack on
+aiohttp made 1,137 calls/s with SQLite state (0.87 ms) and 1,205 in memory: the SDK itself is
+most of the cost of a call.
 
 The SDK's own retries are off (`max_retries=0`): every attempt must pass our limiter, breaker and
 metrics. The connection pool is sized above `max_concurrency`, so the pool never becomes a
 hidden second queue in front of the limiter. The API key is passed explicitly, so the SDK never
 falls back to reading credentials from the environment or a profile on disk.
+
+`read_message` turns a raw response into a `Message` with pydantic-core's JSON validator (Rust)
+instead of the SDK's `parse()`, which walks the decoded JSON in Python (`construct_type`): ~30 us
+instead of ~80 us per answer, about 6% of a whole call at zero latency. The body it validated is
+also what the ledger stores, so the answer is not serialised a second time. A body the strict
+validator rejects (say, a content block type newer than the pinned SDK) goes through the SDK's
+lenient `parse()` as before, so nothing the SDK accepts is refused.
 """
 
 from __future__ import annotations
 
 import anthropic
 import httpx2
-from anthropic import DefaultAioHttpClient, DefaultAsyncHttpxClient
+import pydantic
+from anthropic import AsyncAPIResponse, DefaultAioHttpClient, DefaultAsyncHttpxClient
+from anthropic.types import Message
 
 from llm_pipeline.claude.settings import ClaudeSettings
 
-__all__ = ["CONNECT_TIMEOUT_S", "build_sdk_client"]
+__all__ = ["CONNECT_TIMEOUT_S", "build_sdk_client", "rate_limit_headers", "read_message"]
 
 CONNECT_TIMEOUT_S = 10.0
+_RATE_LIMIT_PREFIX = b"anthropic-ratelimit-"
 
 
 def build_sdk_client(settings: ClaudeSettings) -> anthropic.AsyncAnthropic:
@@ -41,3 +49,25 @@ def build_sdk_client(settings: ClaudeSettings) -> anthropic.AsyncAnthropic:
         timeout=timeout,
         http_client=http_client_cls(limits=limits, timeout=timeout),
     )
+
+
+async def read_message(raw: AsyncAPIResponse[Message]) -> tuple[Message, str | None]:
+    """The response's `Message` (with its request id), and its JSON body when that parsed as is."""
+    body = await raw.read()
+    try:
+        message = Message.model_validate_json(body)
+    except pydantic.ValidationError:
+        return await raw.parse(), None
+    message._request_id = raw.request_id
+    message._workspace_id = raw.workspace_id
+    return message, body.decode("utf-8")
+
+
+def rate_limit_headers(headers: httpx2.Headers) -> dict[str, str]:
+    """The `anthropic-ratelimit-*` headers (lower-case names), found in one pass over the raw list:
+    every `Headers.get` re-scans and re-normalises all of them, which `observe` paid three times."""
+    return {
+        key.decode("latin-1").lower(): value.decode("latin-1")
+        for key, value in headers.raw
+        if key.lower().startswith(_RATE_LIMIT_PREFIX)
+    }

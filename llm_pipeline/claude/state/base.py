@@ -52,8 +52,16 @@ class Booking:
 
 class LimiterStore(Protocol):
     async def reserve(
-        self, name: str, costs: Sequence[float], tolerance: float, horizon: float = math.inf
-    ) -> Booking: ...
+        self,
+        name: str,
+        costs: Sequence[float],
+        tolerance: float,
+        horizon: float = math.inf,
+        credit: Sequence[float] = (),
+    ) -> Booking:
+        """Apply `credit` (held give-backs, <= 0) as `adjust`, then book `costs` if their start is
+        within `horizon`: one atomic change, whether or not it books."""
+        ...
 
     async def adjust(self, name: str, deltas: Sequence[float]) -> None: ...
 

@@ -19,11 +19,14 @@ room "before" them would let the next caller start together with them. A cancell
 is still the latest change is undone exactly (`undo`, checked by the row's version); otherwise
 its room is given back under the same floor.
 
-A cool-down of D more seconds (`cool_down`, after a 429) shifts the whole schedule by D: TATs
-move by D, and `shift` grows by D so that callers already waiting add D to their start (they
-compare the shift they booked under with the current one). Queued callers thus keep their
-spacing instead of all firing when the pause ends; and since a 429 says the server's bucket is
-empty now, every TAT is also at least `now + tau`.
+A cool-down of D more seconds (`cool_down`, after a 429) holds every start until the pause
+ends and shifts the whole schedule by D: TATs move by D, and `shift` grows by D so that callers
+already waiting add D to their start (they compare the shift they booked under with the
+current one); queued callers thus keep their spacing instead of all firing when the pause
+ends. A 429 that says the buckets are empty passes `tolerance` = tau: every TAT is then also at
+least `now + tau`, and the pause is no fresh burst. A pause that says nothing about the buckets
+passes 0: with nothing queued, the TATs then stay where they are, and the buckets refill during
+the pause as the server's do.
 
 The Redis backend runs the same formulas as a Lua script; keep the two in sync.
 """
@@ -43,6 +46,7 @@ FIELDS = ("tat0", "tat1", "tat2", "paused_until", "shift", "last_start", "end0",
 #: Float sums of many small costs drift by nanoseconds; a microsecond is far below any timing
 #: that matters and keeps "exactly full" from being read as "one request over".
 EPSILON = 1e-6
+_RATES = range(3)
 
 
 def _zeros() -> list[float]:
@@ -66,6 +70,11 @@ class LimiterRow:
     def fields(self) -> tuple[float, ...]:
         return (*self.tats, self.paused_until, self.shift, self.last_start, *self.last_ends, self.version)
 
+    def copy(self) -> LimiterRow:
+        return LimiterRow(
+            self.tats[:], self.paused_until, self.shift, self.last_start, self.last_ends[:], self.version
+        )
+
     @classmethod
     def from_fields(cls, values: Sequence[float]) -> LimiterRow:
         v = [float(x) for x in values]
@@ -75,14 +84,20 @@ class LimiterRow:
 
     def backlogs(self, now: float) -> tuple[float, ...]:
         """Seconds until each rate's bucket is full again (0 = full)."""
-        return tuple(max(0.0, tat - now) for tat in self.tats)
+        tats = self.tats
+        return (max(0.0, tats[0] - now), max(0.0, tats[1] - now), max(0.0, tats[2] - now))
+
+
+# `reserve` and `adjust` run on every call: they loop over index ranges and change the row's lists
+# in place, since comprehensions and zips each allocate objects the garbage collector must count.
 
 
 def earliest_start(row: LimiterRow, now: float, costs: Sequence[float], tolerance: float) -> float:
     """The earliest start at which `costs` fit every rate (nothing is booked)."""
+    tats = row.tats
     start = max(now, row.paused_until)
-    for tat, cost in zip(row.tats, costs, strict=True):
-        candidate = tat + cost - tolerance
+    for i in _RATES:
+        candidate = tats[i] + costs[i] - tolerance
         if candidate > start + EPSILON:
             start = candidate
     return start
@@ -95,8 +110,10 @@ def reserve(
     start = earliest_start(row, now, costs, tolerance)
     if start - now > horizon + EPSILON:
         return start, False
-    row.tats = [max(tat, start) + cost for tat, cost in zip(row.tats, costs, strict=True)]
-    row.last_ends = [max(end, start + cost) for end, cost in zip(row.last_ends, costs, strict=True)]
+    tats, ends = row.tats, row.last_ends
+    for i in _RATES:
+        tats[i] = max(tats[i], start) + costs[i]
+        ends[i] = max(ends[i], start + costs[i])
     row.last_start = max(row.last_start, start)
     row.version += 1
     return start, True
@@ -105,10 +122,15 @@ def reserve(
 def adjust(row: LimiterRow, now: float, deltas: Sequence[float]) -> None:
     """Charge (positive) or give back (negative) seconds of each rate after the fact."""
     queued = row.last_start > now
-    row.tats = [
-        max(tat, now) + delta if delta > 0 else min(tat, max(tat + delta, end)) if queued else tat + delta
-        for tat, delta, end in zip(row.tats, deltas, row.last_ends, strict=True)
-    ]
+    tats, ends = row.tats, row.last_ends
+    for i in _RATES:
+        tat, delta = tats[i], deltas[i]
+        if delta > 0:
+            tats[i] = max(tat, now) + delta
+        elif queued:
+            tats[i] = min(tat, max(tat + delta, ends[i]))
+        else:
+            tats[i] = tat + delta
     row.version += 1
 
 
@@ -125,12 +147,14 @@ def undo(
 
 
 def cool_down(row: LimiterRow, now: float, seconds: float, tolerance: float) -> None:
-    """Pause everything until now + seconds; push the booked schedule back by the extension."""
+    """Pause everything until now + seconds; push a queued schedule back by the extension."""
     extension = max(0.0, now + seconds - max(row.paused_until, now))
     row.paused_until = max(row.paused_until, now + seconds)
     row.shift += extension
-    row.tats = [max(tat + extension, now + tolerance) for tat in row.tats]
-    if row.last_start > now:
+    queued = row.last_start > now
+    push = queued or tolerance > 0
+    row.tats = [max(tat + extension if push else tat, now + tolerance) for tat in row.tats]
+    if queued:
         row.last_start += extension
         row.last_ends = [end + extension for end in row.last_ends]
     row.version += 1

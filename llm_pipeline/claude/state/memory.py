@@ -24,9 +24,16 @@ class MemoryLimiterStore:
         return self._rows.setdefault(name, gcra.LimiterRow())
 
     async def reserve(
-        self, name: str, costs: Sequence[float], tolerance: float, horizon: float = math.inf
+        self,
+        name: str,
+        costs: Sequence[float],
+        tolerance: float,
+        horizon: float = math.inf,
+        credit: Sequence[float] = (),
     ) -> Booking:
         now, row = self._now(), self._row(name)
+        if any(credit):
+            gcra.adjust(row, now, credit)
         before = row.fields()
         start, booked = gcra.reserve(row, now, costs, tolerance, horizon)
         return Booking(start - now, row.backlogs(now), before, row.version, row.shift, booked)

@@ -46,9 +46,17 @@ local function adjust(d)
 end
 
 if op == 'reserve' then
-  -- ARGV: 'reserve', costs[1..3], tolerance, horizon ('inf' = no horizon)
+  -- ARGV: 'reserve', costs[1..3], tolerance, horizon ('inf' = no horizon)[, credit[1..3]]
   local c, tol = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])}, tonumber(ARGV[5])
   local horizon = ARGV[6] == 'inf' and math.huge or tonumber(ARGV[6])
+  local credited = false
+  if ARGV[7] then
+    local credit = {tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])}
+    if credit[1] ~= 0 or credit[2] ~= 0 or credit[3] ~= 0 then
+      adjust(credit)
+      credited = true
+    end
+  end
   local before = {}
   for i = 1, N do before[i] = fmt(r[i]) end
   local start = math.max(t, r[4])
@@ -57,6 +65,7 @@ if op == 'reserve' then
     if candidate > start + 1e-6 then start = candidate end
   end
   if start - t > horizon + 1e-6 then
+    if credited then save() end
     local reply = with_backlogs({fmt(start - t)})
     for i = 1, N do reply[#reply + 1] = before[i] end
     reply[#reply + 1] = fmt(r[10])
@@ -92,8 +101,12 @@ elseif op == 'cool_down' then
   local ext = math.max(0, t + seconds - math.max(r[4], t))
   r[4] = math.max(r[4], t + seconds)
   r[5] = r[5] + ext
-  for i = 1, 3 do r[i] = math.max(r[i] + ext, t + tol) end
-  if r[6] > t then
+  local queued = r[6] > t
+  local push = queued or tol > 0
+  for i = 1, 3 do
+    if push then r[i] = math.max(r[i] + ext, t + tol) else r[i] = math.max(r[i], t + tol) end
+  end
+  if queued then
     for i = 6, 9 do r[i] = r[i] + ext end
   end
   r[10] = r[10] + 1

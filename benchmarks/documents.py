@@ -1,0 +1,71 @@
+"""The benchmark's documents: the sample generator's realistic text, cut to a fixed length.
+
+Scenarios 1, 2 and 6 call for ~1,500-character documents: the generator's documents (people,
+organisations, places, several scripts) are joined and cut at word boundaries, so every
+document is as long as asked and every request is distinct. The requests are the pipeline's own
+extraction requests (`tasks.entities.build_request`), system prompt and JSON schema included.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from llm_pipeline.claude import Request
+from llm_pipeline.sample_data import generate_day
+from llm_pipeline.tasks import entities
+
+__all__ = ["MODEL", "documents", "extraction_requests", "short_requests"]
+
+MODEL = "claude-haiku-5-5"
+_DAY = date(2026, 11, 20)
+
+
+def documents(n: int, *, chars: int = 1_500, seed: int = 8) -> list[tuple[str, str]]:
+    """`n` (id, text) pairs of about `chars` characters each (cut after the next space)."""
+    pairs: list[tuple[str, str]] = []
+    buffer = ""
+    lines = generate_day(_DAY, max(64, n), seed=seed, bad_lines=False)
+    round_ = 0
+    while len(pairs) < n:
+        while len(buffer) < 2 * chars:
+            line = next(lines, None)
+            if line is None:
+                round_ += 1
+                lines = generate_day(_DAY, max(64, n), seed=seed + round_, bad_lines=False)
+                continue
+            buffer += " " + json.loads(line)["text"].replace("\n\n", " ")
+        cut = buffer.find(" ", chars)
+        pairs.append((f"bench-{seed}-{len(pairs):06d}", buffer[:cut].strip()))
+        buffer = buffer[cut:]
+    return pairs
+
+
+def extraction_requests(n: int, *, chars: int = 1_500, max_tokens: int = 200, seed: int = 8) -> list[Request]:
+    """The pipeline's extraction request for `n` distinct documents."""
+    return [
+        entities.build_request(doc_id, text, model=MODEL, max_tokens=max_tokens)
+        for doc_id, text in documents(n, chars=chars, seed=seed)
+    ]
+
+
+def short_requests(prefix: str, n: int) -> list[Request]:
+    """Small distinct requests with a plain-text answer: cheap for the simulator to serve, so a
+    zero-latency run measures the client, not the server (scenario 4)."""
+    return [
+        Request(
+            key=f"{prefix}-{i}",
+            params={
+                "model": MODEL,
+                "max_tokens": 128,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": f'<document id="{prefix}-{i}">Acme Robotics opened a plant in Lyon; '
+                        f"report {prefix}-{i} says Jane Doe leads the Model {i} team.</document>",
+                    }
+                ],
+            },
+        )
+        for i in range(n)
+    ]
