@@ -149,7 +149,7 @@ class BatchPrefetcher:
                     self.report.batch_ids.append(pending.batch_id)
                     self._emit(BatchResumed(pending.batch_id, len(pending.items)))
                 continue
-            if await self._ledger.get(request, also_models=self._also_models) is not None:
+            if await self._ledger.get(request, also_models=self._also_models, entry_key=key) is not None:
                 self.report.already_answered += 1
                 continue
             self._wanted.add(key)
