@@ -40,19 +40,13 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from llm_pipeline.claude.clock import Clock, SystemClock
-from llm_pipeline.claude.errors import (
-    ConnectionFailed,
-    LLMError,
-    Overloaded,
-    RateLimited,
-    ServerError,
-    Timeout,
-)
+from llm_pipeline.claude.errors import LLMError, RateLimited, RetryableError
 
 __all__ = ["RETRYABLE", "RetryEvent", "RetryPolicy", "backoff_ceiling", "parse_retry_after"]
 
 T = TypeVar("T")
-RETRYABLE: tuple[type[LLMError], ...] = (RateLimited, Overloaded, ServerError, Timeout, ConnectionFailed)
+#: What is worth another attempt is what the error hierarchy files under `RetryableError`.
+RETRYABLE: tuple[type[LLMError], ...] = (RetryableError,)
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, now: float) -> float | None:
