@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import dagster as dg
 
-from llm_pipeline.claude import CallResult, ClaudeSettings, Client, Progress, Request, Runner
+from llm_pipeline.claude import CallResult, ClaudeSettings, Client, Progress, Request
 from llm_pipeline.claude.batch_events import BatchCanceled, BatchLost, BatchPollFailed, BatchProgress
 from llm_pipeline.claude.batches import BatchReport
 from llm_pipeline.claude.metrics import CallRecord, Tally
@@ -110,9 +110,7 @@ class StepSession:
         total: int | None = None,
     ) -> AsyncIterator[R]:
         """`handler` over `items` with the configured concurrency, results as they complete."""
-        runner = Runner(
-            self.settings.max_concurrency, on_progress=self._on_progress, progress_every_s=PROGRESS_EVERY_S
-        )
+        runner = self.client.runner(on_progress=self._on_progress, progress_every_s=PROGRESS_EVERY_S)
         async for result in runner.map(handler, items, ordered=False, total=total):
             yield result
 
