@@ -59,7 +59,6 @@ class LedgerHit:
     model: str
     key: str
     created_at: float
-    fingerprint: str
 
 
 class Ledger:
@@ -108,7 +107,6 @@ class Ledger:
             model=entry.model,
             key=entry.key,
             created_at=entry.created_at,
-            fingerprint=entry.fingerprint,
         )
 
     async def put(

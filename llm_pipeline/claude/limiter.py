@@ -121,7 +121,11 @@ def estimate_input_tokens(params: Mapping[str, Any]) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """What one call booked, so `settle` can correct it and the record can show the wait."""
+    """What one call booked, so `settle` can correct it; `waited_s` is how long `reserve` held it.
+
+    The call's record shows a wider wait (limiter, breaker and retry pauses together), measured
+    by the client around the whole call.
+    """
 
     input_tokens: int
     output_tokens: int
