@@ -37,7 +37,20 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["FIELDS", "LimiterRow", "adjust", "cool_down", "earliest_start", "raise_floor", "reserve", "undo"]
+from llm_pipeline.claude.state.base import Booking
+
+__all__ = [
+    "FIELDS",
+    "LimiterRow",
+    "adjust",
+    "book",
+    "cool_down",
+    "earliest_start",
+    "peek",
+    "raise_floor",
+    "reserve",
+    "undo",
+]
 
 #: Field order of `LimiterRow.fields()`; the SQLite columns and Redis hash fields use it too.
 FIELDS = ("tat0", "tat1", "tat2", "paused_until", "shift", "last_start", "end0", "end1", "end2", "version")
@@ -117,6 +130,29 @@ def reserve(
     row.last_start = max(row.last_start, start)
     row.version += 1
     return start, True
+
+
+def book(
+    row: LimiterRow,
+    now: float,
+    costs: Sequence[float],
+    tolerance: float,
+    horizon: float,
+    credit: Sequence[float],
+) -> Booking:
+    """`LimiterStore.reserve` as one change of `row`: apply the held give-backs (`credit`, <= 0),
+    then book `costs` if their start is within `horizon`. The row as it was before the booking
+    goes into the result, so a cancelled waiter can be undone exactly."""
+    if any(credit):
+        adjust(row, now, credit)
+    before = row.fields()
+    start, booked = reserve(row, now, costs, tolerance, horizon)
+    return Booking(start - now, row.backlogs(now), before, row.version, row.shift, booked)
+
+
+def peek(row: LimiterRow, now: float) -> Booking:
+    """`LimiterStore.peek`: how long a pause still holds every start, and how full the buckets are."""
+    return Booking(max(0.0, row.paused_until - now), row.backlogs(now), shift=row.shift)
 
 
 def adjust(row: LimiterRow, now: float, deltas: Sequence[float]) -> None:

@@ -31,12 +31,7 @@ class MemoryLimiterStore:
         horizon: float = math.inf,
         credit: Sequence[float] = (),
     ) -> Booking:
-        now, row = self._now(), self._row(name)
-        if any(credit):
-            gcra.adjust(row, now, credit)
-        before = row.fields()
-        start, booked = gcra.reserve(row, now, costs, tolerance, horizon)
-        return Booking(start - now, row.backlogs(now), before, row.version, row.shift, booked)
+        return gcra.book(self._row(name), self._now(), costs, tolerance, horizon, credit)
 
     async def adjust(self, name: str, deltas: Sequence[float]) -> None:
         gcra.adjust(self._row(name), self._now(), deltas)
@@ -51,8 +46,7 @@ class MemoryLimiterStore:
         gcra.raise_floor(self._row(name), self._now(), backlogs)
 
     async def peek(self, name: str) -> Booking:
-        now, row = self._now(), self._row(name)
-        return Booking(max(0.0, row.paused_until - now), row.backlogs(now), shift=row.shift)
+        return gcra.peek(self._row(name), self._now())
 
 
 class MemoryBreakerStore:

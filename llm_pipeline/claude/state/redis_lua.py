@@ -64,27 +64,23 @@ if op == 'reserve' then
     local candidate = r[i] + c[i] - tol
     if candidate > start + 1e-6 then start = candidate end
   end
-  if start - t > horizon + 1e-6 then
-    if credited then save() end
-    local reply = with_backlogs({fmt(start - t)})
-    for i = 1, N do reply[#reply + 1] = before[i] end
-    reply[#reply + 1] = fmt(r[10])
-    reply[#reply + 1] = fmt(r[5])
-    reply[#reply + 1] = '0'
-    return reply
+  local booked = start - t <= horizon + 1e-6
+  if booked then
+    for i = 1, 3 do
+      r[i] = math.max(r[i], start) + c[i]
+      r[6 + i] = math.max(r[6 + i], start + c[i])
+    end
+    r[6] = math.max(r[6], start)
+    r[10] = r[10] + 1
+    save()
+  elseif credited then
+    save()
   end
-  for i = 1, 3 do
-    r[i] = math.max(r[i], start) + c[i]
-    r[6 + i] = math.max(r[6 + i], start + c[i])
-  end
-  r[6] = math.max(r[6], start)
-  r[10] = r[10] + 1
-  save()
   local reply = with_backlogs({fmt(start - t)})
   for i = 1, N do reply[#reply + 1] = before[i] end
   reply[#reply + 1] = fmt(r[10])
   reply[#reply + 1] = fmt(r[5])
-  reply[#reply + 1] = '1'
+  reply[#reply + 1] = booked and '1' or '0'
   return reply
 elseif op == 'adjust' then
   adjust({tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])})

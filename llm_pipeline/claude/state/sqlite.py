@@ -90,21 +90,6 @@ def _immediate(conn: sqlite3.Cursor) -> Iterator[sqlite3.Cursor]:
     conn.execute("COMMIT")
 
 
-def _book(
-    row: gcra.LimiterRow,
-    now: float,
-    costs: Sequence[float],
-    tolerance: float,
-    horizon: float,
-    credit: Sequence[float],
-) -> tuple[float, tuple[float, ...], float, bool]:
-    """Apply the held give-backs, then book within the horizon: one change, one statement."""
-    if any(credit):
-        gcra.adjust(row, now, credit)
-    before = row.fields()
-    return (now, before, *gcra.reserve(row, now, costs, tolerance, horizon))
-
-
 class SqliteLimiterStore:
     """Limiter rows, changed by compare-and-swap on the row's version when this store wrote last.
 
@@ -181,8 +166,7 @@ class SqliteLimiterStore:
         horizon: float = math.inf,
         credit: Sequence[float] = (),
     ) -> Booking:
-        (now, before, start, booked), row = self._change(name, _book, costs, tolerance, horizon, credit)
-        return Booking(start - now, row.backlogs(now), before, row.version, row.shift, booked)
+        return self._change(name, gcra.book, costs, tolerance, horizon, credit)[0]
 
     async def adjust(self, name: str, deltas: Sequence[float]) -> None:
         self._change(name, gcra.adjust, deltas)
@@ -199,7 +183,7 @@ class SqliteLimiterStore:
     async def peek(self, name: str) -> Booking:
         now, row = self._now(), self._load(name)
         self._rows[name] = row
-        return Booking(max(0.0, row.paused_until - now), row.backlogs(now), shift=row.shift)
+        return gcra.peek(row, now)
 
 
 class SqliteBreakerStore:
