@@ -16,7 +16,7 @@ from llm_pipeline.claude.errors import AuthError, CircuitOpen, LLMError
 from llm_pipeline.metadata import markdown_table
 from llm_pipeline.warehouse import PartitionTable
 
-__all__ = ["RowTally", "aligned_rows", "arrow_rows", "fail_on_systemic", "table_rows"]
+__all__ = ["RowTally", "aligned_rows", "arrow_rows", "fail_on_systemic", "sorted_table", "table_rows"]
 
 _BATCH_ROWS = 1_000
 
@@ -86,12 +86,17 @@ def aligned_rows(
     by index (`index_in` + `take`) rather than a hash join, which Arrow refuses for list-typed
     columns; both sides stay in Arrow's compact memory and rows are materialised a batch at a time.
     """
-    left = pq.read_table(primary.path, columns=list(primary_columns)).sort_by("doc_id")
+    left = sorted_table(primary, primary_columns)
     right = pq.read_table(other.path, columns=["doc_id", *other_columns])
     matched = right.take(pc.index_in(left["doc_id"], value_set=right["doc_id"]))
     for column, name in other_columns.items():
         left = left.append_column(name, matched[column])
     yield from arrow_rows(left)
+
+
+def sorted_table(table: PartitionTable, columns: Sequence[str]) -> pa.Table:
+    """`columns` of a stored partition in `doc_id` order, the order every re-run reads it in."""
+    return pq.read_table(table.path, columns=list(columns)).sort_by("doc_id")
 
 
 def arrow_rows(table: pa.Table) -> Iterator[dict[str, Any]]:

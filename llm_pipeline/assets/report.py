@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 
 from llm_pipeline.assets import LLM_STEP_ASSET
-from llm_pipeline.assets._llm_step import RowTally, aligned_rows, fail_on_systemic
+from llm_pipeline.assets._llm_step import RowTally, aligned_rows, arrow_rows, fail_on_systemic, sorted_table
 from llm_pipeline.config import PipelineConfig
 from llm_pipeline.io_managers import PartitionTable, StagedTable, staging_writer
 from llm_pipeline.resources import ClaudeResource
@@ -27,6 +27,8 @@ __all__ = ["corpus_report"]
 
 _CALL_COLUMNS = ("input_tokens", "output_tokens", "cost_usd", "attempts")
 _PREVIEW_COLUMNS = ("doc_id", "status", "label", "included", "error")
+#: What a document's report row needs: the second pass reads only these, in the first pass's order.
+_ROW_COLUMNS = ("doc_id", "status", "error", "label")
 
 
 @dg.asset(**LLM_STEP_ASSET)
@@ -63,7 +65,7 @@ async def corpus_report(
             answer = await call_and_parse(session.call, request, task.parse)
         report = answer.value
         shares = iter(allocate_report_call(answer.records, max(totals.ok, 1)))
-        for document in _documents(classifications, extracted_entities):
+        for document in arrow_rows(sorted_table(classifications, _ROW_COLUMNS)):
             row = _row(document, report, answer.error, shares)
             writer.append(row)
             tally.add(row)
