@@ -8,10 +8,10 @@ from collections import Counter
 import dagster as dg
 
 from llm_pipeline.assets import PIPELINE_ASSET
+from llm_pipeline.assets._llm_step import RowTally
 from llm_pipeline.config import PipelineConfig
 from llm_pipeline.io_managers import StagedTable, staging_writer
-from llm_pipeline.metadata import markdown_table
-from llm_pipeline.tasks.documents import ParsedDocument, read_documents
+from llm_pipeline.tasks.documents import read_documents
 
 __all__ = ["raw_documents"]
 
@@ -32,27 +32,25 @@ def raw_documents(
             metadata={"path": dg.MetadataValue.path(str(path))},
         )
 
-    statuses: Counter[str] = Counter()
+    tally = RowTally(_PREVIEW_COLUMNS, per_status=_PREVIEW_ROWS)
     reasons: Counter[str] = Counter()
     flags: Counter[str] = Counter()
-    preview: dict[str, list[ParsedDocument]] = {"ok": [], "rejected": []}
     with staging_writer(context) as writer:
         for doc in read_documents(path, max_chars=settings.max_doc_chars):
-            writer.append(doc.as_row())
-            statuses[doc.status] += 1
+            row = doc.as_row()
+            writer.append(row)
+            tally.add(row)
             flags.update(doc.flags)
             if doc.reason:
                 reasons[doc.reason] += 1
-            if len(preview[doc.status]) < _PREVIEW_ROWS:
-                preview[doc.status].append(doc)
         staged = writer.close()
+    statuses = tally.statuses
 
     context.log.info(
         f"{path}: {staged.num_rows} lines, {statuses['ok']} ok, {statuses['rejected']} rejected"
         + (f" ({', '.join(f'{k}: {v}' for k, v in sorted(reasons.items()))})" if reasons else "")
         + (f"; flagged {dict(sorted(flags.items()))}" if flags else "")
     )
-    shown = sorted(preview["ok"] + preview["rejected"], key=lambda d: d.line_no)
     return dg.Output(
         staged,
         metadata={
@@ -62,6 +60,6 @@ def raw_documents(
             "reasons": dg.MetadataValue.json(dict(sorted(reasons.items()))),
             "flags": dg.MetadataValue.json(dict(sorted(flags.items()))),
             "max_doc_chars": settings.max_doc_chars,
-            "preview": dg.MetadataValue.md(markdown_table([d.as_row() for d in shown], _PREVIEW_COLUMNS)),
+            "preview": tally.preview(),
         },
     )
