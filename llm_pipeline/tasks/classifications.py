@@ -20,7 +20,7 @@ from llm_pipeline.claude.errors import BadOutput
 from llm_pipeline.claude.types import Request
 from llm_pipeline.tasks.entities import Extraction
 from llm_pipeline.tasks.fencing import UNTRUSTED_NOTICE, fence
-from llm_pipeline.tasks.structured import output_config, parse_structured, strict_json_schema
+from llm_pipeline.tasks.structured import parse_structured, strict_json_schema, structured_request
 
 __all__ = [
     "DEFAULT_TAXONOMY",
@@ -103,16 +103,14 @@ def build_request(
         + "\n\n"
         + fence("document", snippet(text_snippet), id=doc_id)
     )
-    return Request(
-        key=doc_id,
-        params={
-            "model": model,
-            "max_tokens": max_tokens,
-            "system": system_prompt(taxonomy),
-            "messages": [{"role": "user", "content": content}],
-            "output_config": output_config(_schema(tuple(taxonomy))),
-        },
-        tags={"step": "classifications"},
+    return structured_request(
+        doc_id,
+        content,
+        system=system_prompt(taxonomy),
+        schema=_schema(tuple(taxonomy)),
+        model=model,
+        max_tokens=max_tokens,
+        step="classifications",
     )
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from llm_pipeline.claude.types import Request
 from llm_pipeline.tasks.fencing import UNTRUSTED_NOTICE, fence
-from llm_pipeline.tasks.structured import output_config, parse_structured, strict_json_schema
+from llm_pipeline.tasks.structured import parse_structured, strict_json_schema, structured_request
 
 __all__ = ["SYSTEM_PROMPT", "Entity", "EntityType", "Extraction", "build_request", "parse"]
 
@@ -54,22 +54,14 @@ def _schema() -> dict[str, Any]:
 
 def build_request(doc_id: str, text: str, *, model: str, max_tokens: int) -> Request:
     """The extraction call for one document; the text goes fenced into the only user turn."""
-    return Request(
-        key=doc_id,
-        params={
-            "model": model,
-            "max_tokens": max_tokens,
-            "system": SYSTEM_PROMPT,
-            "messages": [
-                {
-                    "role": "user",
-                    "content": "Extract the topics and entities of this document.\n\n"
-                    + fence("document", text, id=doc_id),
-                }
-            ],
-            "output_config": output_config(_schema()),
-        },
-        tags={"step": "entities"},
+    return structured_request(
+        doc_id,
+        "Extract the topics and entities of this document.\n\n" + fence("document", text, id=doc_id),
+        system=SYSTEM_PROMPT,
+        schema=_schema(),
+        model=model,
+        max_tokens=max_tokens,
+        step="entities",
     )
 
 

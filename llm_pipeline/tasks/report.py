@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from llm_pipeline.claude.types import Request
 from llm_pipeline.tasks.fencing import UNTRUSTED_NOTICE, fence
-from llm_pipeline.tasks.structured import output_config, parse_structured, strict_json_schema
+from llm_pipeline.tasks.structured import parse_structured, strict_json_schema, structured_request
 
 __all__ = [
     "SYSTEM_PROMPT",
@@ -202,22 +202,14 @@ SYSTEM_PROMPT = (
 def build_request(partition_key: str, stats: CorpusStats, *, model: str, max_tokens: int) -> Request:
     """The single report call of a partition, keyed `report-<partition>`."""
     payload = json.dumps(stats.prompt_payload(), ensure_ascii=False)
-    return Request(
-        key=f"report-{partition_key}",
-        params={
-            "model": model,
-            "max_tokens": max_tokens,
-            "system": SYSTEM_PROMPT,
-            "messages": [
-                {
-                    "role": "user",
-                    "content": f"Write the report for {partition_key}.\n\n"
-                    + fence("corpus_stats", payload, date=partition_key),
-                }
-            ],
-            "output_config": output_config(strict_json_schema(Report)),
-        },
-        tags={"step": "report"},
+    return structured_request(
+        f"report-{partition_key}",
+        f"Write the report for {partition_key}.\n\n" + fence("corpus_stats", payload, date=partition_key),
+        system=SYSTEM_PROMPT,
+        schema=strict_json_schema(Report),
+        model=model,
+        max_tokens=max_tokens,
+        step="report",
     )
 
 

@@ -24,7 +24,14 @@ from pydantic import BaseModel, ValidationError
 from llm_pipeline.claude.errors import BadOutput, LLMError
 from llm_pipeline.claude.types import Request
 
-__all__ = ["answer_text", "output_config", "parse_structured", "repair_request", "strict_json_schema"]
+__all__ = [
+    "answer_text",
+    "output_config",
+    "parse_structured",
+    "repair_request",
+    "strict_json_schema",
+    "structured_request",
+]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -62,6 +69,33 @@ def _strict(node: Any, defs: Mapping[str, Any]) -> Any:
 def output_config(schema: Mapping[str, Any]) -> dict[str, Any]:
     """The `output_config` request parameter asking for JSON that matches `schema`."""
     return {"format": {"type": "json_schema", "schema": dict(schema)}}
+
+
+def structured_request(
+    key: str,
+    content: str,
+    *,
+    system: str,
+    schema: Mapping[str, Any],
+    model: str,
+    max_tokens: int,
+    step: str,
+) -> Request:
+    """A single-turn call whose answer must be JSON matching `schema`: the shape of every step's call.
+
+    `content` is the only user turn, with any untrusted text already fenced by the caller.
+    """
+    return Request(
+        key=key,
+        params={
+            "model": model,
+            "max_tokens": max_tokens,
+            "system": system,
+            "messages": [{"role": "user", "content": content}],
+            "output_config": output_config(schema),
+        },
+        tags={"step": step},
+    )
 
 
 def answer_text(message: Message) -> str | None:
