@@ -167,20 +167,13 @@ class ClaudeResource(dg.ConfigurableResource):
             "state": resolve_state(self.state),
             "refresh": self.refresh,
         }
-        for name, value in (
-            ("rpm", self.rpm),
-            ("itpm", self.itpm),
-            ("otpm", self.otpm),
-            ("max_concurrency", self.max_concurrency),
-        ):
-            resolved = value if value is not None else _env_int(f"LLM_PIPELINE_{name.upper()}")
+        for name in ("rpm", "itpm", "otpm", "max_concurrency"):
+            resolved = self._configured(name, int)
             if resolved is None:
                 resolved = limits.get(name)
             if resolved is not None:
                 fields[name] = resolved
-        burst = (
-            self.burst_seconds if self.burst_seconds is not None else _env_float("LLM_PIPELINE_BURST_SECONDS")
-        )
+        burst = self._configured("burst_seconds", float)
         if burst is not None:
             fields["burst_seconds"] = burst
         if self.timeout_s is not None:
@@ -199,11 +192,15 @@ class ClaudeResource(dg.ConfigurableResource):
             if value and value.strip():
                 fields[name] = value.strip().lower()
         for name in ("batch_poll_s", "batch_poll_max_s", "batch_deadline_s"):
-            value = getattr(self, name)
-            resolved = value if value is not None else _env_float(f"LLM_PIPELINE_{name.upper()}")
+            resolved = self._configured(name, float)
             if resolved is not None:
                 fields[name] = resolved
         return fields
+
+    def _configured(self, name: str, kind: type[int] | type[float]) -> int | float | None:
+        """This resource's `name` when set in config, else `LLM_PIPELINE_<NAME>`, else None."""
+        value = getattr(self, name)
+        return value if value is not None else _env_number(f"LLM_PIPELINE_{name.upper()}", kind)
 
     def _simulator_config(self, settings: ClaudeSettings) -> SimulatorConfig:
         """The embedded simulator enforces the limits the client is configured with, as the API would."""
@@ -216,21 +213,11 @@ class ClaudeResource(dg.ConfigurableResource):
         )
 
 
-def _env_int(name: str) -> int | None:
+def _env_number(name: str, kind: type[int] | type[float]) -> int | float | None:
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return None
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError:
-        raise dg.Failure(f"{name}={raw!r} is not an integer") from None
-
-
-def _env_float(name: str) -> float | None:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise dg.Failure(f"{name}={raw!r} is not a number") from None
+        raise dg.Failure(f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'}") from None
