@@ -24,8 +24,16 @@ from typing import Any, TypeVar
 import dagster as dg
 
 from llm_pipeline.claude import CallResult, ClaudeSettings, Client, Progress, Request
-from llm_pipeline.claude.batch_events import BatchCanceled, BatchLost, BatchPollFailed, BatchProgress
+from llm_pipeline.claude.batch_events import (
+    BatchCanceled,
+    BatchEnded,
+    BatchLost,
+    BatchProgress,
+    BatchResumed,
+    BatchSubmitted,
+)
 from llm_pipeline.claude.batches import BatchReport
+from llm_pipeline.claude.breaker import BreakerEvent
 from llm_pipeline.claude.metrics import CallRecord, Tally
 from llm_pipeline.claude.pricing import BATCH_DISCOUNT
 
@@ -123,17 +131,16 @@ class StepSession:
     def on_event(self, event: object) -> None:
         """Breaker changes and lost batch answers matter to a person; batch steps are progress;
         retries only matter when debugging."""
-        name = type(event).__name__
         if isinstance(event, BatchCanceled):
             self._canceled_batches.append(event.batch_id)
-        if "Breaker" in name or "Circuit" in name or isinstance(event, BatchCanceled | BatchLost):
+        if isinstance(event, BreakerEvent | BatchCanceled | BatchLost):
             self._log.warning(f"{self.step}: {event}")
         elif isinstance(event, BatchProgress):
             now = time.monotonic()
             if now - self._last_batch_progress >= PROGRESS_EVERY_S:
                 self._last_batch_progress = now
                 self._log.info(f"{self.step}: {event}")
-        elif name.startswith("Batch") and not isinstance(event, BatchPollFailed):
+        elif isinstance(event, BatchSubmitted | BatchResumed | BatchEnded):
             self._log.info(f"{self.step}: {event}")
         else:
             self._log.debug(f"{self.step}: {event}")
