@@ -36,6 +36,7 @@ from llm_pipeline.claude.batches import BatchReport
 from llm_pipeline.claude.breaker import BreakerEvent
 from llm_pipeline.claude.metrics import CallRecord, Tally
 from llm_pipeline.claude.pricing import BATCH_DISCOUNT
+from llm_pipeline.tables import STATUSES
 
 __all__ = ["StepSession"]
 
@@ -163,10 +164,7 @@ class StepSession:
         documents = sum(statuses.values())
         return {
             "documents": documents,
-            **{
-                f"documents_{status}": int(statuses.get(status, 0))
-                for status in ("ok", "error", "rejected", "skipped")
-            },
+            **{f"documents_{status}": int(statuses.get(status, 0)) for status in STATUSES},
             "model": self.model,
             "backend": self.backend,
             "calls": summary.calls,

@@ -27,7 +27,7 @@ The report is a single call, yet the table keeps one row per document so the acc
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 
@@ -41,7 +41,6 @@ __all__ = [
     "RAW_DOCUMENTS",
     "SCHEMAS",
     "STATUSES",
-    "Status",
     "allocate_int",
     "allocate_report_call",
     "carried_row",
@@ -50,7 +49,6 @@ __all__ = [
     "schema_for",
 ]
 
-Status = Literal["ok", "error", "rejected", "skipped"]
 #: ok: answered and valid · error: tried and failed · rejected: bad input · skipped: upstream not ok.
 STATUSES: tuple[str, ...] = ("ok", "error", "rejected", "skipped")
 

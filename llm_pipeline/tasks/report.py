@@ -20,6 +20,7 @@ from anthropic.types import Message
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from llm_pipeline.claude.types import Request
+from llm_pipeline.tables import STATUSES
 from llm_pipeline.tasks.fencing import UNTRUSTED_NOTICE, fence
 from llm_pipeline.tasks.structured import parse_structured, strict_json_schema, structured_request
 
@@ -73,7 +74,7 @@ def category_distribution(labels: Iterable[str | None], taxonomy: Sequence[str])
     return {label: counts[label] for label in taxonomy}
 
 
-_STATUS_FIELDS = ("documents", "ok", "error", "rejected", "skipped")
+_STATUS_FIELDS = ("documents", *STATUSES)
 
 
 class CorpusStats:
@@ -144,7 +145,7 @@ class CorpusStats:
 
     @property
     def totals(self) -> Totals:
-        counts = {status: self._statuses[status] for status in ("ok", "error", "rejected", "skipped")}
+        counts = {status: self._statuses[status] for status in STATUSES}
         return Totals(
             documents=sum(self._statuses.values()),
             **counts,
