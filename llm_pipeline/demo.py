@@ -18,10 +18,12 @@ from typing import Any, TextIO
 import dagster as dg
 
 from llm_pipeline.config import DATA_DIR_ENV, resolve_data_dir
+from llm_pipeline.tables import SCHEMAS
+from llm_pipeline.warehouse import partition_path
 
 __all__ = ["run"]
 
-_TABLES = ("raw_documents", "extracted_entities", "classifications", "corpus_report")
+_TABLES = tuple(SCHEMAS)  # the chain in order: raw_documents first, then the three LLM steps
 #: Progress lines and warnings on the console; Dagster's per-event DEBUG lines stay in the event log.
 _RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
@@ -61,7 +63,7 @@ def run(
     print("\nParquet files:", file=out)
     for table in _TABLES:
         for day in days:
-            path = root / "warehouse" / table / f"{day}.parquet"
+            path = partition_path(root, [table], day)
             print(f"  {path}{'' if path.exists() else '  (missing)'}", file=out)
     print("\nInspect runs, lineage, metadata and checks: make ui  (http://127.0.0.1:3000)", file=out)
     return 0 if ok else 1

@@ -24,6 +24,7 @@ from llm_pipeline.definitions import pipeline_assets
 from llm_pipeline.io_managers import ParquetIOManager
 from llm_pipeline.resources import ClaudeResource
 from llm_pipeline.simulator import Simulator
+from llm_pipeline.warehouse import partition_path
 
 REPO = Path(__file__).resolve().parents[2]
 PARTITION = "2026-11-20"
@@ -81,7 +82,7 @@ class PipelineHarness:
         return [entry.user_message for entry in self.instance.all_logs(result.run_id)]
 
     def path(self, asset: str, partition: str = PARTITION) -> Path:
-        return self.data_dir / "warehouse" / asset / f"{partition}.parquet"
+        return partition_path(self.data_dir, [asset], partition)
 
     def table(self, asset: str, partition: str = PARTITION) -> pd.DataFrame:
         return pd.read_parquet(self.path(asset, partition))
