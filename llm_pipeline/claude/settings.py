@@ -27,7 +27,11 @@ __all__ = ["ClaudeSettings"]
 #: The Message Batches API's own limits per batch (ANTHROPIC_FACTS §3).
 _API_BATCH_MAX_REQUESTS = 100_000
 _API_BATCH_MAX_BYTES = 256 * 1024 * 1024
-_CHOICES = {"mode": ("realtime", "batch"), "batch_retry": ("realtime", "batch")}
+_CHOICES = {
+    "transport": ("aiohttp", "httpx"),
+    "mode": ("realtime", "batch"),
+    "batch_retry": ("realtime", "batch"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +103,18 @@ class ClaudeSettings:
         return (urlsplit(self.base_url).hostname if self.base_url else None) or "api.anthropic.com"
 
     def __post_init__(self) -> None:
-        positive = ("rpm", "itpm", "otpm", "burst_seconds", "timeout_s", "backoff_base_s", "backoff_cap_s")
-        for name in (*positive, "batch_poll_s", "batch_poll_max_s", "batch_deadline_s"):
+        for name in (
+            "rpm",
+            "itpm",
+            "otpm",
+            "burst_seconds",
+            "timeout_s",
+            "backoff_base_s",
+            "backoff_cap_s",
+            "batch_poll_s",
+            "batch_poll_max_s",
+            "batch_deadline_s",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ClaudeSettings.{name} must be > 0, got {getattr(self, name)!r}")
         for name in (
@@ -112,13 +126,10 @@ class ClaudeSettings:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"ClaudeSettings.{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.transport not in ("aiohttp", "httpx"):
-            raise ValueError(f"ClaudeSettings.transport must be 'aiohttp' or 'httpx', got {self.transport!r}")
-        for name in ("mode", "batch_retry"):
-            if getattr(self, name) not in _CHOICES[name]:
-                raise ValueError(
-                    f"ClaudeSettings.{name} must be one of {_CHOICES[name]}, got {getattr(self, name)!r}"
-                )
+        for name, choices in _CHOICES.items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise ValueError(f"ClaudeSettings.{name} must be one of {choices}, got {value!r}")
         if self.batch_retry_rounds < 0:
             raise ValueError(f"ClaudeSettings.batch_retry_rounds must be >= 0, got {self.batch_retry_rounds}")
         if self.batch_max_requests > _API_BATCH_MAX_REQUESTS or self.batch_max_bytes > _API_BATCH_MAX_BYTES:
