@@ -84,7 +84,6 @@ class Phrase:
 class TextAnalysis:
     text: str
     doc_id: str | None
-    words: tuple[str, ...]
     counts: Mapping[str, int]
     topics: tuple[str, ...]
     phrases: tuple[Phrase, ...]
@@ -222,7 +221,6 @@ def analyse(text: str, doc_id: str | None = None) -> TextAnalysis:
     return TextAnalysis(
         text=text,
         doc_id=doc_id,
-        words=words,
         counts=counts,
         topics=tuple(topics),
         phrases=_phrases(text, frozenset(w.lower() for w in lowered)),

@@ -93,10 +93,6 @@ class Simulator:
     def control(self) -> SimulatorControl:
         return SimulatorControl(self.base_url)
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and bool(self._base_url)
-
     def start(self) -> Simulator:
         if self._thread is not None:
             raise RuntimeError("the simulator was already started")
