@@ -23,6 +23,7 @@ from llm_pipeline.simulator.config import (
     faults_from_dict,
     latency_from_dict,
     limits_from_dict,
+    model_limits_from_dict,
     to_dict,
 )
 from llm_pipeline.simulator.wire import ApiError, error_response, json_response, new_id
@@ -35,7 +36,7 @@ __all__ = ["CONFIGURABLE", "control_routes"]
 #: Settings `PUT /_sim/config` may change at run time (host, port, seed and cache size may not).
 CONFIGURABLE: dict[str, Callable[[Any], Any]] = {
     "limits": limits_from_dict,
-    "model_limits": lambda value: {m: limits_from_dict(v) for m, v in dict(value).items()},
+    "model_limits": lambda value: model_limits_from_dict(dict(value)),
     "latency": latency_from_dict,
     "api_key": lambda value: None if value is None else str(value),
     "context_window": int,

@@ -15,14 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Phrase", "TextAnalysis", "analyse", "source_text"]
+__all__ = ["Phrase", "TextAnalysis", "analyse", "source_text", "word_set"]
 
 
-def _words(text: str) -> frozenset[str]:
+def word_set(text: str) -> frozenset[str]:
+    """Word lists are written as one whitespace-separated string so that long ones stay readable."""
     return frozenset(text.split())
 
 
-_STOPWORDS = _words(
+_STOPWORDS = word_set(
     """
     a about above after again against all also although am an and another any are as at be because been
     before being below between both but by can could did do does doing done down during each either else
@@ -44,7 +45,7 @@ _STOPWORDS = _words(
     """
 )
 #: Capitalised words that start sentences or name dates, not entities.
-_NOT_NAMES = _words(
+_NOT_NAMES = word_set(
     """
     analysts experts officials researchers scientists users customers people critics sources please note
     overall finally additionally furthermore moreover instead despite during later earlier recently
@@ -53,7 +54,7 @@ _NOT_NAMES = _words(
     august september october november december
     """
 )
-_CONNECTORS = _words("of de del della der den van von la le du da di for")
+_CONNECTORS = word_set("of de del della der den van von la le du da di for")
 _TOKEN_RE = re.compile(r"[^\W_][\w'’&-]*|[^\w\s]")
 _WORD_RE = re.compile(r"[^\W\d_][\w'’-]*")
 _SENTENCE_RE = re.compile(r"(?<=[.!?。！？])\s+|\n\s*\n")
@@ -84,7 +85,6 @@ class Phrase:
 class TextAnalysis:
     text: str
     doc_id: str | None
-    words: tuple[str, ...]
     counts: Mapping[str, int]
     topics: tuple[str, ...]
     phrases: tuple[Phrase, ...]
@@ -213,19 +213,19 @@ def _injected_word(text: str) -> str | None:
 
 
 def analyse(text: str, doc_id: str | None = None) -> TextAnalysis:
-    all_words = [w.lower() for w in _WORD_RE.findall(text)]
+    found = _WORD_RE.findall(text)
+    all_words = [w.lower() for w in found]
     words = tuple(w for w in all_words if w not in _STOPWORDS and (len(w) >= 3 or ord(w[0]) >= _CJK_START))
     counts = Counter(words)
     first = {w: i for i, w in reversed(list(enumerate(words)))}
     topics = sorted(counts, key=lambda w: (-counts[w], first[w]))[:MAX_TOPICS]
-    lowered = frozenset(w for w in _WORD_RE.findall(text) if w[0].islower())
+    lowered = frozenset(w.lower() for w in found if w[0].islower())
     return TextAnalysis(
         text=text,
         doc_id=doc_id,
-        words=words,
         counts=counts,
         topics=tuple(topics),
-        phrases=_phrases(text, frozenset(w.lower() for w in lowered)),
+        phrases=_phrases(text, lowered),
         sentences=_sentences(text, counts),
         injected_word=_injected_word(text),
     )

@@ -24,6 +24,7 @@ __all__ = [
     "faults_from_dict",
     "latency_from_dict",
     "limits_from_dict",
+    "model_limits_from_dict",
     "to_dict",
 ]
 
@@ -243,6 +244,11 @@ def limits_from_dict(data: Mapping[str, Any] | Limits) -> Limits:
     return data if isinstance(data, Limits) else Limits(**_known(Limits, data))
 
 
+def model_limits_from_dict(data: Mapping[str, Mapping[str, Any] | Limits]) -> dict[str, Limits]:
+    """Shared by the start-up config and `PUT /_sim/config`, so both read per-model limits alike."""
+    return {m: limits_from_dict(v) for m, v in data.items()}
+
+
 def latency_from_dict(data: Mapping[str, Any] | Latency) -> Latency:
     return data if isinstance(data, Latency) else Latency(**_known(Latency, data))
 
@@ -266,7 +272,7 @@ def config_from_dict(data: Mapping[str, Any]) -> SimulatorConfig:
     if "limits" in values:
         values["limits"] = limits_from_dict(values["limits"])
     if "model_limits" in values:
-        values["model_limits"] = {m: limits_from_dict(v) for m, v in values["model_limits"].items()}
+        values["model_limits"] = model_limits_from_dict(values["model_limits"])
     if "latency" in values:
         values["latency"] = latency_from_dict(values["latency"])
     if "faults" in values:

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from llm_pipeline.simulator.config import Faults, Latency, Limits, ScheduledFault, to_dict
+from llm_pipeline.simulator.config import Faults, Latency, Limits, to_dict
 
 __all__ = ["ControlError", "SimulatorControl"]
 
@@ -73,10 +73,9 @@ class SimulatorControl:
         if faults is not None and fields:
             raise TypeError("pass either a Faults object or fields, not both")
         if "schedule" in fields:
-            fields["schedule"] = [
-                to_dict(s) if isinstance(s, ScheduledFault) else s for s in fields["schedule"]
-            ]
-        return self._call("PUT", "/_sim/faults", to_dict(faults) if faults is not None else fields)
+            # Like `Faults`, take any iterable; `to_dict` only walks lists and tuples.
+            fields["schedule"] = list(fields["schedule"])
+        return self._call("PUT", "/_sim/faults", to_dict(faults if faults is not None else fields))
 
     def clear_faults(self) -> dict[str, Any]:
         return self.set_faults(Faults())
@@ -93,14 +92,14 @@ class SimulatorControl:
         """Change only the given settings (see `admin.CONFIGURABLE`); returns the live config."""
         changes: dict[str, Any] = dict(settings)
         if limits is not None:
-            changes["limits"] = to_dict(limits)
+            changes["limits"] = limits
         if latency is not None:
-            changes["latency"] = to_dict(latency)
+            changes["latency"] = latency
         if model_limits is not None:
-            changes["model_limits"] = to_dict(model_limits)
+            changes["model_limits"] = model_limits
         if api_key is not _UNSET:
             changes["api_key"] = api_key
-        return self._call("PUT", "/_sim/config", changes)
+        return self._call("PUT", "/_sim/config", to_dict(changes))
 
     def reset(self) -> None:
         self._call("POST", "/_sim/reset")

@@ -51,6 +51,18 @@ class ServerRunner:
         self.base_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         return self.base_url
 
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set or `config.exit_after_s` has passed, then stop the server.
+
+        The time limit is here so that no way of running the simulator leaves a stray server.
+        """
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=self.config.exit_after_s)
+        except TimeoutError:
+            pass
+        finally:
+            await self.stop()
+
     async def stop(self) -> None:
         self.service.batches.close()
         if self._runner is not None:
@@ -80,10 +92,6 @@ class Simulator:
     @property
     def control(self) -> SimulatorControl:
         return SimulatorControl(self.base_url)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and bool(self._base_url)
 
     def start(self) -> Simulator:
         if self._thread is not None:
@@ -122,12 +130,7 @@ class Simulator:
         await runner.start()
         self._base_url = runner.base_url
         self._ready.set()
-        try:
-            await asyncio.wait_for(self._stop_event.wait(), timeout=self.config.exit_after_s)
-        except TimeoutError:
-            pass
-        finally:
-            await runner.stop()
+        await runner.serve_until(self._stop_event)
 
     @staticmethod
     def spawn(config: SimulatorConfig | None = None) -> SimulatorProcess:

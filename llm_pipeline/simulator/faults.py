@@ -34,7 +34,6 @@ class Decision:
     kind: str | None = None
     retry_after_s: float = 1.0
     output: str | None = None
-    scheduled: bool = False
 
 
 _NONE = Decision()
@@ -48,9 +47,6 @@ class FaultInjector:
     ) -> None:
         self._rng = rng
         self._clock = clock
-        self.faults = faults
-        self._installed_at = clock()
-        self._seen = 0
         self.install(faults)
 
     def install(self, faults: Faults) -> None:
@@ -108,8 +104,8 @@ class FaultInjector:
         if rule is not None:
             retry_after = faults.retry_after_s if rule.retry_after_s is None else rule.retry_after_s
             if rule.kind in OUTPUT_KINDS:
-                return Decision(output=rule.kind, scheduled=True)
-            return Decision(kind=rule.kind, retry_after_s=retry_after, scheduled=True)
+                return Decision(output=rule.kind)
+            return Decision(kind=rule.kind, retry_after_s=retry_after)
         if self._status_thresholds:
             u = self._rng.random()
             for threshold, kind in self._status_thresholds:

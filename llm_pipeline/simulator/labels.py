@@ -17,26 +17,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llm_pipeline.simulator.analysis import Phrase
+from llm_pipeline.simulator.analysis import Phrase, word_set
 
 __all__ = ["LabelChoice", "choose_label", "entity_type", "match_enum"]
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
 
 
 _TYPE_CUES: tuple[tuple[str, frozenset[str]], ...] = (
     (
         "event",
-        _words(
+        word_set(
             "conference summit festival olympics games war election elections cup expo fair "
             "championship forum symposium workshop hackathon crisis summit congress week"
         ),
     ),
     (
         "organization",
-        _words(
+        word_set(
             "inc inc. corp corporation ltd llc gmbh ag plc sa company co group bank university "
             "institute agency ministry commission council foundation association federation "
             "committee department labs lab systems technologies partners capital holdings "
@@ -47,7 +43,7 @@ _TYPE_CUES: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     (
         "location",
-        _words(
+        word_set(
             "city county river mountain mount lake sea ocean island islands valley street avenue "
             "road province state republic kingdom bay coast region berlin london paris tokyo "
             "beijing shanghai delhi mumbai moscow madrid rome oslo stockholm vienna zurich geneva "
@@ -59,7 +55,7 @@ _TYPE_CUES: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     (
         "technology",
-        _words(
+        word_set(
             "ai api gpu gpus cpu llm llms python rust java javascript kubernetes linux blockchain "
             "quantum 5g cloud database sql tensorflow pytorch transformer transformers "
             "protocol http tcp lidar crispr mrna bluetooth wifi ethernet docker git gpt "
@@ -68,18 +64,18 @@ _TYPE_CUES: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     (
         "product",
-        _words(
+        word_set(
             "pro max mini plus ultra edition app phone iphone ipad pixel galaxy model console "
             "watch studio office windows"
         ),
     ),
 )
-_PERSON_BEFORE = _words(
+_PERSON_BEFORE = word_set(
     "mr mrs ms dr prof professor president ceo cfo cto minister chancellor senator "
     "sir judge founder chair chairman chairwoman director governor mayor by"
 )
-_PERSON_AFTER = _words("said says told argued wrote added explained noted warned stated")
-_LOCATION_BEFORE = _words("in at from near across to into")
+_PERSON_AFTER = word_set("said says told argued wrote added explained noted warned stated")
+_LOCATION_BEFORE = word_set("in at from near across to into")
 _SYNONYMS: Mapping[str, tuple[str, ...]] = {
     "organization": ("organization", "organisation", "org", "company", "institution"),
     "location": ("location", "place", "gpe", "loc", "country", "city"),
@@ -125,29 +121,29 @@ def entity_type(phrase: Phrase, values: Sequence[Any]) -> Any:
 
 
 _LABEL_KEYWORDS: Mapping[str, frozenset[str]] = {
-    "technical": _words(
+    "technical": word_set(
         "software code api system systems server database algorithm bug deploy deployment "
         "kubernetes python performance latency architecture engineering protocol compiler "
         "gpu hardware network security infrastructure cloud release version framework "
         "library open-source programming developer developers chip chips cpu linux "
         "benchmark memory encryption"
     ),
-    "business": _words(
+    "business": word_set(
         "revenue market markets sales profit profits customer customers company companies "
         "investors investment quarter earnings ceo acquisition merger startup funding price "
         "prices growth strategy shares stock billion million economy trade deal partnership "
         "retail finance financial analysts valuation ipo"
     ),
-    "research": _words(
+    "research": word_set(
         "study studies research researchers paper experiment experiments results scientists "
         "hypothesis analysis published journal findings trial trials laboratory peer dataset "
         "theory evidence survey professor phd method methods university"
     ),
-    "politics": _words("government election minister parliament policy law senate vote president party"),
-    "sports": _words("match team league season coach goal player players tournament championship"),
-    "health": _words("patients hospital disease treatment vaccine clinical health doctors medicine"),
-    "positive": _words("good great excellent growth success improved gains love best"),
-    "negative": _words("bad poor decline loss losses failure worse worst crisis problem"),
+    "politics": word_set("government election minister parliament policy law senate vote president party"),
+    "sports": word_set("match team league season coach goal player players tournament championship"),
+    "health": word_set("patients hospital disease treatment vaccine clinical health doctors medicine"),
+    "positive": word_set("good great excellent growth success improved gains love best"),
+    "negative": word_set("bad poor decline loss losses failure worse worst crisis problem"),
 }
 
 

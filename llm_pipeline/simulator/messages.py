@@ -14,6 +14,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from llm_pipeline.simulator.analysis import word_set
 from llm_pipeline.simulator.answers import Answer
 from llm_pipeline.simulator.promptcache import CacheUsage
 from llm_pipeline.simulator.wire import ApiError, new_id
@@ -24,17 +25,13 @@ __all__ = ["TRANSPORT_KEYS", "build_message", "build_usage", "check_context", "f
 TRANSPORT_KEYS = frozenset({"stream", "metadata"})
 
 
-def _names(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
 #: Top-level keys of a Messages request (anthropic 2.13 `messages.create`, plus sampling knobs).
-_KNOWN_KEYS = _names(
+_KNOWN_KEYS = word_set(
     """model max_tokens messages system tools tool_choice output_config output_format temperature top_p
     top_k stop_sequences stream metadata thinking service_tier container cache_control context_management
     mcp_servers inference_geo speed diagnostics user_profile_id"""
 )
-_COUNT_TOKENS_KEYS = _names(
+_COUNT_TOKENS_KEYS = word_set(
     """model messages system tools tool_choice output_config output_format thinking cache_control
     context_management mcp_servers speed"""
 )

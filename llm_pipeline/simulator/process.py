@@ -54,13 +54,10 @@ async def _serve(config: SimulatorConfig, *, watch_parent: bool) -> None:
         threading.Thread(target=_wait_for_eof, args=(loop, stop), daemon=True).start()
         watcher = asyncio.ensure_future(_watch_parent(os.getppid(), stop))
     try:
-        await asyncio.wait_for(stop.wait(), timeout=config.exit_after_s)
-    except TimeoutError:
-        pass
+        await runner.serve_until(stop)
     finally:
         if watcher is not None:
             watcher.cancel()
-        await runner.stop()
 
 
 def _wait_for_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:

@@ -83,10 +83,9 @@ class RateLimited(Exception):
 
 
 class _ModelBuckets:
-    __slots__ = ("input", "limits", "output", "requests")
+    __slots__ = ("input", "output", "requests")
 
     def __init__(self, limits: Limits, now: float) -> None:
-        self.limits = limits
         burst = limits.burst_seconds
         self.requests = Bucket(limits.rpm, burst, now) if limits.rpm else None
         self.input = Bucket(limits.itpm, burst, now) if limits.itpm else None
