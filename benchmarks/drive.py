@@ -1,8 +1,9 @@
-"""Running the pipeline's call stack over a list of requests, and reading the simulator's side.
+"""Running the pipeline's call stack over a list of requests.
 
 `run_stack` is exactly what an asset does (`open_client` + `Runner.map`), timed from the first
-request to the last answer. `server_view` reads the simulator's counters, which are the ground
-truth: what was attempted, admitted, rate-limited, and paid for twice.
+request to the last answer. The scenarios read the other side from the simulator's own counters
+(`SimulatorControl.stats()`), which are the ground truth: what was attempted, admitted,
+rate-limited, and paid for twice.
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from llm_pipeline.claude import ClaudeSettings, Request, Runner, open_client
 from llm_pipeline.claude.metrics import Summary, Tally
 from llm_pipeline.claude.retry import RetryEvent
-from llm_pipeline.simulator import SimulatorControl
 
-__all__ = ["StackRun", "run_stack", "server_view"]
+__all__ = ["StackRun", "run_stack"]
 
 
 @dataclass
@@ -64,21 +63,3 @@ async def _run(settings: ClaudeSettings, requests: Sequence[Request]) -> StackRu
 def run_stack(settings: ClaudeSettings, requests: Sequence[Request]) -> StackRun:
     """The stack over `requests` with `settings.max_concurrency` in flight, on a fresh event loop."""
     return asyncio.run(_run(settings, requests))
-
-
-def server_view(control: SimulatorControl) -> dict[str, Any]:
-    """The simulator's counters that the scenarios report."""
-    stats = control.stats()
-    injected = stats.get("injected", {})
-    return {
-        "attempts": stats["attempts"],
-        "successes": stats["successes"],
-        "limiter_429": stats["limiter_429"],
-        "injected_429": injected.get("429", 0),
-        "injected": dict(injected),
-        "duplicate_successes": stats["duplicate_successes"],
-        "max_successes_per_request": stats["max_successes_per_request"],
-        "input_tokens": stats["input_tokens"],
-        "output_tokens": stats["output_tokens"],
-        "max_in_flight": stats["max_in_flight"],
-    }

@@ -20,7 +20,6 @@ from typing import Any
 
 from benchmarks.baselines import gather, sequential, service
 from benchmarks.documents import extraction_requests
-from benchmarks.drive import server_view
 from benchmarks.harness import ScenarioResult, log, simulator
 from benchmarks.scenario_rate import (
     BURST_S,
@@ -87,7 +86,7 @@ def _timed(sim: SimulatorProcess, run: Callable[[], int]) -> tuple[int, float, d
     started = time.perf_counter()
     answered = run()
     wall = time.perf_counter() - started
-    return answered, wall, server_view(sim.control)
+    return answered, wall, sim.control.stats()
 
 
 def run_baselines(

@@ -10,7 +10,7 @@ import tempfile
 import time
 
 from benchmarks.documents import MODEL, extraction_requests
-from benchmarks.drive import run_stack, server_view
+from benchmarks.drive import run_stack
 from benchmarks.harness import ScenarioResult, Target, log, simulator
 from llm_pipeline.claude import ClaudeSettings
 from llm_pipeline.simulator import Latency, SimulatorConfig
@@ -41,7 +41,7 @@ def run_latency(n: int = CALLS) -> ScenarioResult:
             state=state,
         )
         run = run_stack(settings, requests)
-        server = server_view(sim.control)
+        server = sim.control.stats()
     best = IN_FLIGHT / LATENCY_S
     rate = run.ok / run.wall_s
     row = {

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from benchmarks.documents import MODEL, extraction_requests
-from benchmarks.drive import StackRun, run_stack, server_view
+from benchmarks.drive import StackRun, run_stack
 from benchmarks.harness import ScenarioResult, Target, log, simulator
 from llm_pipeline.claude import ClaudeSettings
 from llm_pipeline.simulator import Faults, Latency, Limits, SimulatorConfig
@@ -96,7 +96,7 @@ def measure(n: int, *, tokens: bool) -> tuple[StackRun, dict[str, Any]]:
     requests = extraction_requests(n)
     with simulator(rate_config(tokens=tokens)) as sim, tempfile.TemporaryDirectory() as state:
         run = run_stack(stack_settings(sim.base_url, state, tokens=tokens), requests)
-        return run, server_view(sim.control)
+        return run, sim.control.stats()
 
 
 def _result(key: str, title: str, n: int, *, tokens: bool) -> tuple[ScenarioResult, StackRun, dict[str, Any]]:
