@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llm_pipeline.claude import ClaudeSettings, Request, Runner, open_client
-from llm_pipeline.claude.metrics import Summary, Tally
 from llm_pipeline.claude.retry import RetryEvent
 
 __all__ = ["StackRun", "run_stack"]
@@ -26,7 +25,6 @@ class StackRun:
     wall_s: float
     documents: int
     ok: int
-    summary: Summary
     #: Retries by error type, and how many 429s paused every caller (a shared cool-down).
     retries: Counter[str]
     shared_pauses: int
@@ -38,7 +36,6 @@ class StackRun:
 
 
 async def _run(settings: ClaudeSettings, requests: Sequence[Request]) -> StackRun:
-    tally = Tally()
     retries: Counter[str] = Counter()
     pauses: set[float] = set()
     errors: Counter[str] = Counter()
@@ -50,14 +47,14 @@ async def _run(settings: ClaudeSettings, requests: Sequence[Request]) -> StackRu
                 pauses.add(round(event.cool_down_until, 1))
 
     ok = 0
-    async with open_client(settings, on_record=tally.add, on_event=on_event) as client:
+    async with open_client(settings, on_event=on_event) as client:
         started = time.perf_counter()
         async for result in Runner(settings.max_concurrency).map(client.call, requests, ordered=False):
             ok += result.ok
             if not result.ok:
                 errors[result.record.error_type or "?"] += 1
         wall = time.perf_counter() - started
-    return StackRun(wall, len(requests), ok, tally.summary(), retries, len(pauses), errors)
+    return StackRun(wall, len(requests), ok, retries, len(pauses), errors)
 
 
 def run_stack(settings: ClaudeSettings, requests: Sequence[Request]) -> StackRun:
