@@ -112,7 +112,7 @@ def measure(n: int, *, tokens: bool) -> tuple[StackRun, dict[str, Any]]:
         return run, sim.control.stats()
 
 
-def _result(key: str, title: str, n: int, *, tokens: bool) -> tuple[ScenarioResult, StackRun, dict[str, Any]]:
+def _result(key: str, title: str, n: int, *, tokens: bool) -> ScenarioResult:
     started = time.perf_counter()
     log(f"[{key}] {title}: {n} documents")
     run, server = measure(n, tokens=tokens)
@@ -159,14 +159,14 @@ def _result(key: str, title: str, n: int, *, tokens: bool) -> tuple[ScenarioResu
         notes=[f"errors: {dict(run.errors)}"] if run.errors else [],
     )
     result.seconds = time.perf_counter() - started
-    return result, run, server
+    return result
 
 
 def run_rate(n: int = DOCUMENTS) -> ScenarioResult:
     """Scenario 1: requests per minute bind."""
-    return _result("1", "Rate-bound: 3,000 RPM, 5 s burst, faults", n, tokens=False)[0]
+    return _result("1", "Rate-bound: 3,000 RPM, 5 s burst, faults", n, tokens=False)
 
 
 def run_tokens(n: int = DOCUMENTS) -> ScenarioResult:
     """Scenario 2: input tokens per minute bind."""
-    return _result("2", "Token-bound: 1,500,000 ITPM binds, faults", n, tokens=True)[0]
+    return _result("2", "Token-bound: 1,500,000 ITPM binds, faults", n, tokens=True)
