@@ -14,10 +14,11 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from benchmarks.documents import MODEL
 from llm_pipeline.claude import ClaudeSettings, Request, Runner, open_client
 from llm_pipeline.claude.retry import RetryEvent
 
-__all__ = ["StackRun", "run_stack"]
+__all__ = ["StackRun", "run_stack", "unlimited_settings"]
 
 
 @dataclass
@@ -60,3 +61,18 @@ async def _run(settings: ClaudeSettings, requests: Sequence[Request]) -> StackRu
 def run_stack(settings: ClaudeSettings, requests: Sequence[Request]) -> StackRun:
     """The stack over `requests` with `settings.max_concurrency` in flight, on a fresh event loop."""
     return asyncio.run(_run(settings, requests))
+
+
+def unlimited_settings(base_url: str, max_concurrency: int, state: str | None) -> ClaudeSettings:
+    """Client limits far above anything a run reaches, so only the in-flight cap and the server bind."""
+    return ClaudeSettings(
+        api_key="sk-sim-bench",
+        base_url=base_url,
+        model=MODEL,
+        rpm=1e9,
+        itpm=1e12,
+        otpm=1e12,
+        burst_seconds=60.0,
+        max_concurrency=max_concurrency,
+        state=state,
+    )
