@@ -1,8 +1,9 @@
-"""Running the pipeline's call stack over a list of requests, and reading the simulator's side.
+"""Running the pipeline's call stack over a list of requests.
 
 `run_stack` is exactly what an asset does (`open_client` + `Runner.map`), timed from the first
-request to the last answer. `server_view` reads the simulator's counters, which are the ground
-truth: what was attempted, admitted, rate-limited, and paid for twice.
+request to the last answer. The scenarios read the other side from the simulator's own counters
+(`SimulatorControl.stats()`), which are the ground truth: what was attempted, admitted,
+rate-limited, and paid for twice.
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from benchmarks.documents import MODEL
 from llm_pipeline.claude import ClaudeSettings, Request, Runner, open_client
-from llm_pipeline.claude.metrics import Summary, Tally
 from llm_pipeline.claude.retry import RetryEvent
-from llm_pipeline.simulator import SimulatorControl
 
-__all__ = ["StackRun", "run_stack", "server_view"]
+__all__ = ["StackRun", "run_stack", "unlimited_settings"]
 
 
 @dataclass
@@ -27,7 +26,6 @@ class StackRun:
     wall_s: float
     documents: int
     ok: int
-    summary: Summary
     #: Retries by error type, and how many 429s paused every caller (a shared cool-down).
     retries: Counter[str]
     shared_pauses: int
@@ -39,7 +37,6 @@ class StackRun:
 
 
 async def _run(settings: ClaudeSettings, requests: Sequence[Request]) -> StackRun:
-    tally = Tally()
     retries: Counter[str] = Counter()
     pauses: set[float] = set()
     errors: Counter[str] = Counter()
@@ -51,14 +48,14 @@ async def _run(settings: ClaudeSettings, requests: Sequence[Request]) -> StackRu
                 pauses.add(round(event.cool_down_until, 1))
 
     ok = 0
-    async with open_client(settings, on_record=tally.add, on_event=on_event) as client:
+    async with open_client(settings, on_event=on_event) as client:
         started = time.perf_counter()
         async for result in Runner(settings.max_concurrency).map(client.call, requests, ordered=False):
             ok += result.ok
             if not result.ok:
                 errors[result.record.error_type or "?"] += 1
         wall = time.perf_counter() - started
-    return StackRun(wall, len(requests), ok, tally.summary(), retries, len(pauses), errors)
+    return StackRun(wall, len(requests), ok, retries, len(pauses), errors)
 
 
 def run_stack(settings: ClaudeSettings, requests: Sequence[Request]) -> StackRun:
@@ -66,19 +63,16 @@ def run_stack(settings: ClaudeSettings, requests: Sequence[Request]) -> StackRun
     return asyncio.run(_run(settings, requests))
 
 
-def server_view(control: SimulatorControl) -> dict[str, Any]:
-    """The simulator's counters that the scenarios report."""
-    stats = control.stats()
-    injected = stats.get("injected", {})
-    return {
-        "attempts": stats["attempts"],
-        "successes": stats["successes"],
-        "limiter_429": stats["limiter_429"],
-        "injected_429": injected.get("429", 0),
-        "injected": dict(injected),
-        "duplicate_successes": stats["duplicate_successes"],
-        "max_successes_per_request": stats["max_successes_per_request"],
-        "input_tokens": stats["input_tokens"],
-        "output_tokens": stats["output_tokens"],
-        "max_in_flight": stats["max_in_flight"],
-    }
+def unlimited_settings(base_url: str, max_concurrency: int, state: str | None) -> ClaudeSettings:
+    """Client limits far above anything a run reaches, so only the in-flight cap and the server bind."""
+    return ClaudeSettings(
+        api_key="sk-sim-bench",
+        base_url=base_url,
+        model=MODEL,
+        rpm=1e9,
+        itpm=1e12,
+        otpm=1e12,
+        burst_seconds=60.0,
+        max_concurrency=max_concurrency,
+        state=state,
+    )

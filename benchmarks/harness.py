@@ -12,18 +12,15 @@ import importlib.metadata
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import redis
-
 from llm_pipeline.simulator import Simulator, SimulatorConfig, SimulatorProcess
+from llm_pipeline_tests._servers import run_redis_server
 
 __all__ = [
     "PACKAGES",
@@ -151,12 +148,6 @@ def simulator(config: SimulatorConfig) -> Iterator[SimulatorProcess]:
         yield sim
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def redis_server(workdir: Path) -> Iterator[str | None]:
     """A throwaway redis-server on 127.0.0.1 (no persistence); None when it is not installed."""
@@ -164,33 +155,8 @@ def redis_server(workdir: Path) -> Iterator[str | None]:
     if binary is None:
         yield None
         return
-    port = _free_port()
-    proc = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), "--daemonize", "no", "--loglevel", "warning"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1.0)
-        deadline = time.monotonic() + 15.0
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-        client.close()
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with run_redis_server(binary, workdir) as url:
+        yield url
 
 
 def log(message: str) -> None:

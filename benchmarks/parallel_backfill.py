@@ -19,12 +19,10 @@ import argparse
 import contextlib
 import json
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -33,31 +31,21 @@ sys.path.insert(0, str(REPO_ROOT))  # the harness lives with the tests, which ar
 
 from llm_pipeline.definitions import defs  # noqa: E402
 from llm_pipeline_tests._backfill import BackfillScenario, run_backfill  # noqa: E402
+from llm_pipeline_tests._servers import run_redis_server  # noqa: E402
 
 
-@contextlib.contextmanager
-def _redis_server() -> Iterator[str]:
+def _redis_server(stack: contextlib.ExitStack, workdir: Path) -> str:
+    """A throwaway redis-server, stopped when `stack` closes; the script exits if it cannot start one.
+
+    Only starting it is guarded: a failure inside the backfill must keep its own traceback.
+    """
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server is not on PATH (apt-get install redis-server)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
     try:
-        deadline = time.monotonic() + 10
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"redis-server did not start on port {port}")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+        return stack.enter_context(run_redis_server(binary, workdir, start_timeout_s=10.0))
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -78,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         with tempfile.TemporaryDirectory(prefix="parallel_backfill_") as tmp, contextlib.ExitStack() as stack:
             spec = {"sqlite": str(Path(tmp) / "llm_state"), "memory": "memory"}.get(state)
             if state == "redis":
-                spec = stack.enter_context(_redis_server())
+                spec = _redis_server(stack, Path(tmp))
             if spec is None:
                 raise SystemExit(f"unknown state {state!r}: sqlite, redis or memory")
             scenario = BackfillScenario(

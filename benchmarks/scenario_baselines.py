@@ -20,16 +20,14 @@ from typing import Any
 
 from benchmarks.baselines import gather, sequential, service
 from benchmarks.documents import extraction_requests
-from benchmarks.drive import server_view
 from benchmarks.harness import ScenarioResult, log, simulator
 from benchmarks.scenario_rate import (
     BURST_S,
     DOCUMENTS,
-    ITPM,
-    LATENCY,
     RPM,
     THROUGHPUT_DEFINITION,
     rate_config,
+    throughput_vs_limit,
 )
 from llm_pipeline.claude import Request
 from llm_pipeline.simulator import SimulatorProcess
@@ -64,17 +62,14 @@ def _row(
     tokens: bool = False,
 ) -> dict:
     """One baseline's figures; `scale` projects a sample of `ran` documents to `ran * scale`."""
-    rate, wall = (ITPM if tokens else RPM) / 60.0, wall_s * scale
-    admitted = server["input_tokens"] if tokens else server["successes"]
+    wall = wall_s * scale
     return {
         "client": label,
         "documents": round(ran * scale),
         "wall_s": round(wall, 1),
         "documents_per_s": round(ran / wall_s, 2),
         "lost": round((ran - answered) * scale),
-        "throughput_vs_limit": round(
-            admitted * scale / (rate * BURST_S + rate * max(wall - LATENCY.median_s, 1e-9)), 3
-        ),
+        "throughput_vs_limit": round(throughput_vs_limit(server, wall_s, tokens=tokens, scale=scale), 3),
         "attempts": round(server["attempts"] * scale),
         "limiter_429": round(server["limiter_429"] * scale),
         "injected_429": round(server["injected_429"] * scale),
@@ -87,7 +82,7 @@ def _timed(sim: SimulatorProcess, run: Callable[[], int]) -> tuple[int, float, d
     started = time.perf_counter()
     answered = run()
     wall = time.perf_counter() - started
-    return answered, wall, server_view(sim.control)
+    return answered, wall, sim.control.stats()
 
 
 def run_baselines(

@@ -9,10 +9,9 @@ from __future__ import annotations
 import tempfile
 import time
 
-from benchmarks.documents import MODEL, extraction_requests
-from benchmarks.drive import run_stack, server_view
+from benchmarks.documents import extraction_requests
+from benchmarks.drive import run_stack, unlimited_settings
 from benchmarks.harness import ScenarioResult, Target, log, simulator
-from llm_pipeline.claude import ClaudeSettings
 from llm_pipeline.simulator import Latency, SimulatorConfig
 
 __all__ = ["CALLS", "run_latency"]
@@ -29,19 +28,8 @@ def run_latency(n: int = CALLS) -> ScenarioResult:
     requests = extraction_requests(n, seed=3)
     config = SimulatorConfig(latency=Latency(median_s=LATENCY_S, sigma=0.0))
     with simulator(config) as sim, tempfile.TemporaryDirectory() as state:
-        settings = ClaudeSettings(
-            api_key="sk-sim-bench",
-            base_url=sim.base_url,
-            model=MODEL,
-            rpm=1e9,
-            itpm=1e12,
-            otpm=1e12,
-            burst_seconds=60.0,
-            max_concurrency=IN_FLIGHT,
-            state=state,
-        )
-        run = run_stack(settings, requests)
-        server = server_view(sim.control)
+        run = run_stack(unlimited_settings(sim.base_url, IN_FLIGHT, state), requests)
+        server = sim.control.stats()
     best = IN_FLIGHT / LATENCY_S
     rate = run.ok / run.wall_s
     row = {

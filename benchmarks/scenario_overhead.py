@@ -29,9 +29,10 @@ import anthropic
 import httpx2
 from anthropic import DefaultAioHttpClient, DefaultAsyncHttpxClient
 
-from benchmarks.documents import MODEL, short_requests
+from benchmarks.documents import short_requests
+from benchmarks.drive import unlimited_settings
 from benchmarks.harness import ScenarioResult, Target, log, redis_server, simulator
-from llm_pipeline.claude import ClaudeSettings, Request, Runner, open_client
+from llm_pipeline.claude import Request, Runner, open_client
 from llm_pipeline.simulator import SimulatorConfig
 
 __all__ = ["CALLS", "ROUNDS", "run_overhead"]
@@ -74,18 +75,7 @@ async def _bare(base_url: str, transport: str) -> AsyncIterator[Call]:
 
 @contextlib.asynccontextmanager
 async def _stack(base_url: str, state: str | None) -> AsyncIterator[Call]:
-    settings = ClaudeSettings(
-        api_key="sk-sim-bench",
-        base_url=base_url,
-        model=MODEL,
-        rpm=1e9,
-        itpm=1e12,
-        otpm=1e12,
-        burst_seconds=60.0,
-        max_concurrency=IN_FLIGHT,
-        state=state,
-    )
-    async with open_client(settings) as client:
+    async with open_client(unlimited_settings(base_url, IN_FLIGHT, state)) as client:
         yield client.call
 
 

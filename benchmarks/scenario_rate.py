@@ -19,12 +19,20 @@ import time
 from typing import Any
 
 from benchmarks.documents import MODEL, extraction_requests
-from benchmarks.drive import StackRun, run_stack, server_view
+from benchmarks.drive import StackRun, run_stack
 from benchmarks.harness import ScenarioResult, Target, log, simulator
 from llm_pipeline.claude import ClaudeSettings
 from llm_pipeline.simulator import Faults, Latency, Limits, SimulatorConfig
 
-__all__ = ["DOCUMENTS", "RPM", "rate_config", "run_rate", "run_tokens", "stack_settings"]
+__all__ = [
+    "DOCUMENTS",
+    "RPM",
+    "rate_config",
+    "run_rate",
+    "run_tokens",
+    "stack_settings",
+    "throughput_vs_limit",
+]
 
 DOCUMENTS = 2_000
 RPM = 3_000
@@ -67,20 +75,25 @@ def stack_settings(base_url: str, state: str, *, tokens: bool) -> ClaudeSettings
     )
 
 
-def _ratio(admitted: float, per_minute: float, wall_s: float) -> float:
-    rate = per_minute / 60.0
-    return admitted / (rate * BURST_S + rate * max(wall_s - LATENCY.median_s, 1e-9))
+def throughput_vs_limit(server: dict[str, Any], wall_s: float, *, tokens: bool, scale: float = 1.0) -> float:
+    """THROUGHPUT_DEFINITION over the simulator's `stats()`, shared so our row and the baselines' compare.
+
+    `scale` stands a sample (the sequential baseline) in for the whole run, so both what was
+    admitted and the wall time grow by it.
+    """
+    rate, wall = (ITPM if tokens else RPM) / 60.0, wall_s * scale
+    admitted = server["input_tokens"] if tokens else server["successes"]
+    return admitted * scale / (rate * BURST_S + rate * max(wall - LATENCY.median_s, 1e-9))
 
 
 def stack_row(run: StackRun, server: dict[str, Any], label: str, *, tokens: bool) -> dict[str, Any]:
-    admitted = server["input_tokens"] if tokens else server["successes"]
     return {
         "client": label,
         "documents": run.documents,
         "lost": run.lost,
         "wall_s": round(run.wall_s, 1),
         "documents_per_s": round(run.documents / run.wall_s, 1),
-        "throughput_vs_limit": round(_ratio(admitted, ITPM if tokens else RPM, run.wall_s), 3),
+        "throughput_vs_limit": round(throughput_vs_limit(server, run.wall_s, tokens=tokens), 3),
         "attempts": server["attempts"],
         "limiter_429": server["limiter_429"],
         "limiter_429_share": round(server["limiter_429"] / max(1, server["attempts"]), 4),
@@ -96,10 +109,10 @@ def measure(n: int, *, tokens: bool) -> tuple[StackRun, dict[str, Any]]:
     requests = extraction_requests(n)
     with simulator(rate_config(tokens=tokens)) as sim, tempfile.TemporaryDirectory() as state:
         run = run_stack(stack_settings(sim.base_url, state, tokens=tokens), requests)
-        return run, server_view(sim.control)
+        return run, sim.control.stats()
 
 
-def _result(key: str, title: str, n: int, *, tokens: bool) -> tuple[ScenarioResult, StackRun, dict[str, Any]]:
+def _result(key: str, title: str, n: int, *, tokens: bool) -> ScenarioResult:
     started = time.perf_counter()
     log(f"[{key}] {title}: {n} documents")
     run, server = measure(n, tokens=tokens)
@@ -146,14 +159,14 @@ def _result(key: str, title: str, n: int, *, tokens: bool) -> tuple[ScenarioResu
         notes=[f"errors: {dict(run.errors)}"] if run.errors else [],
     )
     result.seconds = time.perf_counter() - started
-    return result, run, server
+    return result
 
 
 def run_rate(n: int = DOCUMENTS) -> ScenarioResult:
     """Scenario 1: requests per minute bind."""
-    return _result("1", "Rate-bound: 3,000 RPM, 5 s burst, faults", n, tokens=False)[0]
+    return _result("1", "Rate-bound: 3,000 RPM, 5 s burst, faults", n, tokens=False)
 
 
 def run_tokens(n: int = DOCUMENTS) -> ScenarioResult:
     """Scenario 2: input tokens per minute bind."""
-    return _result("2", "Token-bound: 1,500,000 ITPM binds, faults", n, tokens=True)[0]
+    return _result("2", "Token-bound: 1,500,000 ITPM binds, faults", n, tokens=True)

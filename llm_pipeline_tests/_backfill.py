@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from dagster._core.storage.tags import BACKFILL_ID_TAG
 from llm_pipeline.sample_data import write_day
 from llm_pipeline.simulator import Latency, Limits, SimulatorConfig, SimulatorProcess
 from llm_pipeline_tests._backfill_outcome import CLIENT_BURST_S, BackfillOutcome, BackfillScenario, RunSummary
+from llm_pipeline_tests._servers import accepts_connections, free_port
 
 __all__ = ["REPO_ROOT", "BackfillOutcome", "BackfillScenario", "run_backfill"]
 
@@ -109,19 +109,14 @@ def _run_env(home: Path, data_dir: Path, base_url: str, scenario: BackfillScenar
 
 def _start_code_server(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
     """`dagster api grpc` on a free port, and a workspace file that points at it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     server = _start(
         workdir / "code_server.log",
         ["dagster", "api", "grpc", "-m", "llm_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)],
         env,
     )
     deadline = time.monotonic() + _CODE_SERVER_START_S
-    while True:
-        with socket.socket() as client:
-            if client.connect_ex(("127.0.0.1", port)) == 0:
-                break
+    while not accepts_connections(port):
         if server.poll() is not None or time.monotonic() > deadline:
             _stop(server)
             raise RuntimeError(f"code server did not start, see {workdir / 'code_server.log'}")

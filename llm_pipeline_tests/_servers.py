@@ -1,12 +1,21 @@
-"""Helpers for tests that start a server process: a free loopback port, waiting until it answers."""
+"""Helpers for tests that start a server process: a free loopback port, waiting until it answers.
+
+`run_redis_server` is the one throwaway redis-server launcher: the pytest fixture and the
+benchmarks (which import it from here) all start Redis the same way.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import redis
 
 
 def free_port() -> int:
@@ -38,6 +47,44 @@ def wait_until_serving(
             last_error = repr(exc)
         time.sleep(0.25)
     raise AssertionError(f"{url} did not answer within {timeout_s} s ({last_error})\n{describe()}")
+
+
+@contextlib.contextmanager
+def run_redis_server(binary: str, workdir: Path, *, start_timeout_s: float = 15.0) -> Iterator[str]:
+    """`binary` on 127.0.0.1 and a free port, persisting nothing; yields its URL, stops it afterwards.
+
+    Ready means it answers PING, not merely that the port is open. If it exits or does not answer
+    within `start_timeout_s`, RuntimeError (callers turn that into their own kind of failure).
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--dir", str(workdir), "--daemonize", "no", "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1.0)
+    deadline = time.monotonic() + start_timeout_s
+    try:
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"redis-server on port {port} did not start (exit code {proc.poll()})"
+                    ) from None
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def accepts_connections(port: int) -> bool:
