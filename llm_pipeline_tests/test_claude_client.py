@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from typing import Any
 
 import pytest
 
@@ -273,11 +274,35 @@ async def test_a_429_from_the_servers_limiter_pauses_every_caller(simulator: Sim
     assert all(e.cool_down_until is not None for e in limited), "every one of them paused everyone"
 
 
+async def test_an_attempt_the_servers_limiter_turned_away_keeps_its_booking(simulator: Simulator) -> None:
+    """A 429 whose headers say the account is out of room: giving its booking back would refill what
+    the server just called empty (with processes that each believe they own the limit, that fed a
+    429 storm), so nothing is held back for the next booking. Seen when the retry is announced:
+    after the turned-away attempt was settled, before the retry books."""
+    simulator.control.configure(limits=Limits(rpm=30, burst_seconds=2.0))  # one request, then one per 2 s
+    held: list[float] = []
+    box: dict[str, Any] = {}
+
+    def on_event(event: object) -> None:
+        if isinstance(event, RetryEvent):
+            held.append(box["client"].limiter_for(MODEL).credit[0])
+
+    async with open_client(
+        settings(simulator.base_url, rpm=60.0, burst_seconds=10.0), on_event=on_event
+    ) as client:  # the client believes in twice the real rate and five times the bucket
+        box["client"] = client
+        assert (await client.call(request(1))).ok
+        assert (await client.call(request(2))).ok
+    assert simulator.control.stats()["limiter_429"] == 1
+    assert held == [0.0], "no request slot given back after the server's limiter said the bucket is empty"
+
+
 @pytest.mark.parametrize("kind", ["429", "500", "529"])
 async def test_an_attempt_the_server_turned_away_gives_its_whole_booking_back(
     simulator: Simulator, kind: str, tmp_path
 ) -> None:
-    """The server answered with an error status: nothing was generated or booked, so the request
+    """The server answered with an error status for a reason other than its rate limiter (these
+    injected 429s carry no rate-limit headers): nothing was generated or counted, so the request
     slot comes back too (a dropped connection keeps its booking: the server may have worked)."""
     simulator.control.set_faults(schedule=[ScheduledFault(kind, count=1, retry_after_s=0)])
     config = settings(simulator.base_url, rpm=60.0, burst_seconds=10.0, state=str(tmp_path))

@@ -179,10 +179,12 @@ class Client:
         except LLMError as exc:
             tally.latency_s, tally.request_id = self._clock.now() - started, exc.request_id
             tally.rate_limited += isinstance(exc, RateLimited)
-            if exc.status_code is not None:  # the server turned the attempt away: nothing was booked
+            if isinstance(exc, RateLimited) and exc.reports_limits:
+                # The server's rate limiter says which buckets are empty: that is the news to act on,
+                # and the booking stays (giving it back would refill what the server calls empty).
+                await limiter.observe(exc.limits)
+            elif exc.status_code is not None:  # turned away for another reason: nothing was counted
                 await limiter.release(reservation)
-            if isinstance(exc, RateLimited):
-                await limiter.observe(exc.limits)  # a limiter 429 says which buckets are empty
             await breaker.record(granted, exc)
             raise
         except asyncio.CancelledError:

@@ -37,7 +37,9 @@ Booking and correcting:
   limiter carries `anthropic-ratelimit-*` headers, which the client hands to `observe` first;
   when they report an empty bucket, every bucket counts as empty and the schedule moves back
   by the pause (several processes with their own limiters, each believing it owns the limit,
-  then stop bursting after every pause). A 429 without that news leaves the buckets' level alone.
+  then stop bursting after every pause). Such a 429 also keeps its attempt's booking (the client
+  does not `release` it): handed back, it would refill what the server just called empty.
+  A 429 without that news leaves the buckets' level alone.
 - `observe(headers)`: when `anthropic-ratelimit-*-remaining` says less is left than we think
   (someone else spends the same account), TATs move forward to match. It also notes when a
   response last reported room in every bucket, for `shares_429`: a 429 that carried no
