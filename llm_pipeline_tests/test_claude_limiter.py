@@ -24,9 +24,12 @@ def make_limiter(
     itpm: float = HUGE,
     otpm: float = HUGE,
     burst: float = 5.0,
-    margin=0.0,
+    margin: float = 0.0,
+    backend: MemoryBackend | None = None,
 ) -> Limiter:
-    backend = MemoryBackend(clock.now)
+    """A limiter on `backend` (a fresh one by default; pass one to share or inspect the state)."""
+    if backend is None:
+        backend = MemoryBackend(clock.now)
     return Limiter(
         "m",
         backend.limiter,
@@ -210,16 +213,7 @@ async def test_a_give_back_is_held_until_the_next_booking_applies_it() -> None:
     """No shared-state write of its own: the next booking's transaction carries the give-back."""
     clock = FakeClock(T0)
     backend = MemoryBackend(clock.now)
-    limiter = Limiter(
-        "m",
-        backend.limiter,
-        rpm=HUGE,
-        itpm=HUGE,
-        otpm=600,
-        burst_seconds=10.0,
-        clock=clock,
-        safety_margin_s=0.0,
-    )
+    limiter = make_limiter(clock, otpm=600, burst=10.0, backend=backend)
     booked = await limiter.reserve(0, 100)
     full = (await backend.limiter.peek("m")).backlogs
     await limiter.settle(booked, 0, 20)
@@ -233,16 +227,7 @@ async def test_a_give_back_is_held_until_the_next_booking_applies_it() -> None:
 async def test_a_charge_is_booked_at_once() -> None:
     clock = FakeClock(T0)
     backend = MemoryBackend(clock.now)
-    limiter = Limiter(
-        "m",
-        backend.limiter,
-        rpm=HUGE,
-        itpm=600,
-        otpm=600,
-        burst_seconds=10.0,
-        clock=clock,
-        safety_margin_s=0.0,
-    )
+    limiter = make_limiter(clock, itpm=600, otpm=600, burst=10.0, backend=backend)
     booked = await limiter.reserve(10, 50)
     await limiter.settle(booked, 60, 20)  # 50 more input tokens (a charge), 30 output back (held)
     backlogs = (await backend.limiter.peek("m")).backlogs
@@ -256,16 +241,7 @@ async def test_flush_hands_held_give_backs_to_every_other_user_of_the_state() ->
     backend = MemoryBackend(clock.now)
 
     def limiter() -> Limiter:
-        return Limiter(
-            "m",
-            backend.limiter,
-            rpm=HUGE,
-            itpm=HUGE,
-            otpm=600,
-            burst_seconds=10.0,
-            clock=clock,
-            safety_margin_s=0.0,
-        )
+        return make_limiter(clock, otpm=600, burst=10.0, backend=backend)
 
     ours, theirs = limiter(), limiter()  # two stacks (processes) sharing one state
     booked = await ours.reserve(0, 100)
