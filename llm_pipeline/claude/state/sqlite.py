@@ -130,20 +130,7 @@ class SqliteLimiterStore:
                 if self._load(name).version == known.version:  # and the copy was current
                     return result, row
             else:
-                tats, ends = row.tats, row.last_ends
-                swapped = self._conn.execute(
-                    _LIMITER_SWAP,
-                    (
-                        *tats,
-                        row.paused_until,
-                        row.shift,
-                        row.last_start,
-                        *ends,
-                        row.version,
-                        name,
-                        known.version,
-                    ),
-                )
+                swapped = self._conn.execute(_LIMITER_SWAP, (*row.fields(), name, known.version))
                 if swapped.rowcount == 1:
                     self._rows[name] = row
                     self.swapped += 1
