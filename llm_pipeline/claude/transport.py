@@ -1,10 +1,10 @@
 """The SDK client the call stack talks through, on the HTTP transport that holds up under load.
 
 Measured on the 2-core dev machine (2026-11-25) against the zero-latency simulator in a separate
-process, 200 calls in flight (`python -m benchmarks -s 4`, benchmarks/RESULTS.md): the bare SDK
-made 1,278 calls/s on aiohttp (0.78 ms CPU per call) and 646 on its default httpx2 pool, so
-aiohttp (`DefaultAioHttpClient`) is the default and httpx stays selectable. The whole stack on
-aiohttp made 1,137 calls/s with SQLite state (0.87 ms) and 1,205 in memory: the SDK itself is
+process, 200 calls in flight (`python -m benchmarks -s 4`, the run in benchmarks/RESULTS.md): the
+bare SDK made 1,192 calls/s on aiohttp (0.84 ms CPU per call) and 619 on its default httpx2 pool,
+so aiohttp (`DefaultAioHttpClient`) is the default and httpx stays selectable. The whole stack on
+aiohttp made 1,067 calls/s with SQLite state (0.93 ms) and 1,158 in memory: the SDK itself is
 most of the cost of a call.
 
 The SDK's own retries are off (`max_retries=0`): every attempt must pass our limiter, breaker and
