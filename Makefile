@@ -1,27 +1,37 @@
 # Quickstart contract (README): `make demo`, `make test`, `make ui`, `make bench`.
+# A fresh machine needs Python 3.11 and make; `make test` also needs root (or the apt-get command
+# it prints) for the Debian packages the suite starts: redis-server and chromium.
 PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# uv uses this machine's Python 3.11 and never downloads an interpreter of its own.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: install demo test lint format ui bench clean data
+.PHONY: install test-deps demo test lint format ui bench clean data
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip==25.3
+# uv itself comes from PyPI, pinned, into a small tool environment of its own.
+$(TOOLS)/.uv-$(UV_VERSION):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	touch $@
 
-# Reinstall only when the pinned dependency set changes.
-$(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
-	touch $(STAMP)
+# The exact tree in uv.lock (runtime and dev groups); a no-op in well under a second when in sync.
+install: $(TOOLS)/.uv-$(UV_VERSION)
+	$(UV) sync --locked --python $(PYTHON) --quiet
 
-install: $(STAMP)
+# Before anything slow: finds redis-server and chromium, installs them as root, else says how.
+test-deps:
+	$(PYTHON) llm_pipeline_tests/system_deps.py --install
 
 demo: install
 	$(BIN)/llm-pipeline demo
 
-test: install
+test: test-deps install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
@@ -44,4 +54,4 @@ data: install
 	$(BIN)/python -m llm_pipeline.sample_data
 
 clean:
-	rm -rf $(VENV) data/warehouse .llm_state .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) data/warehouse .llm_state .pytest_cache .ruff_cache

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import re
+import shutil
+import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -228,15 +232,68 @@ def test_the_instance_concurrency_settings_load_without_conflicts(tmp_path: Path
     assert pools["granularity"] in {"op", "run"}
 
 
-def test_the_image_pins_the_installed_dagster_line() -> None:
+def _deploy_group() -> dict[str, str]:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    return dict(
+        re.findall(r"^([a-z0-9-]+)==([0-9.]+)$", "\n".join(project["dependency-groups"]["deploy"]), re.M)
+    )
+
+
+def test_the_image_installs_the_lock_and_the_installed_dagster_line() -> None:
     dockerfile = (DEPLOY / "Dockerfile").read_text()
-    pins = dict(re.findall(r"\b(dagster-[a-z0-9-]+)==([0-9.]+)", dockerfile))
+    pins = _deploy_group()
     assert pins.keys() >= {"dagster-k8s", "dagster-celery", "dagster-postgres"}
     integration = importlib.metadata.version("dagster-k8s")
     assert set(pins.values()) == {integration}
     assert importlib.metadata.version("dagster-celery") == integration
-    assert "-c constraints.txt" in dockerfile
+    assert "COPY pyproject.toml uv.lock" in dockerfile
+    syncs = re.findall(r"^RUN (uv sync .*)$", dockerfile, re.M)
+    assert syncs
+    assert all("--locked" in sync and "--group deploy" in sync for sync in syncs)
+    uv_make = re.search(r"^UV_VERSION := (\S+)$", (REPO_ROOT / "Makefile").read_text(), re.M)
+    assert uv_make is not None
+    assert f"uv=={uv_make.group(1)}" in dockerfile  # the same uv as `make install`
     assert '"llm_pipeline.definitions"' in dockerfile
+
+
+@pytest.mark.slow
+def test_the_image_build_steps_install_a_working_code_server(tmp_path: Path) -> None:
+    """The Dockerfile's COPY and `uv sync` steps, replayed in a directory (no Docker engine here)."""
+    uv = REPO_ROOT / ".tools" / "bin" / "uv"
+    assert uv.is_file(), "run `make install` first: it installs the pinned uv into .tools/"
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    env = {
+        **os.environ,
+        "UV_PROJECT_ENVIRONMENT": str(tmp_path / ".venv"),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_PYTHON": sys.executable,
+    }
+    for line in re.findall(r"^(COPY [^\n]+|RUN uv sync [^\n]+)$", dockerfile, re.M):
+        if line.startswith("COPY"):
+            *sources, _ = line.split()[1:]
+            for source in sources:
+                origin = REPO_ROOT / source
+                target = tmp_path / source if "/" in source else tmp_path / origin.name
+                if origin.is_dir():
+                    shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy(origin, target)
+            continue
+        # The image builds without a cache; here the machine's uv cache saves the downloads.
+        command = [str(uv), *line.removeprefix("RUN uv ").replace("--no-cache", "").split()]
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{line}\n{done.stderr}"
+    python = tmp_path / ".venv" / "bin" / "python"
+    probe = (
+        "import importlib.metadata as m, llm_pipeline.definitions as d, dagster_k8s, dagster_celery, "
+        "dagster_postgres; print(m.version('dagster'), d.__file__)"
+    )
+    done = subprocess.run([str(python), "-c", probe], cwd="/", capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    version, module = done.stdout.split()
+    assert version == dg.__version__
+    assert module.startswith(str(tmp_path / ".venv"))  # installed, not an editable link to the repo
+    assert not (tmp_path / ".venv" / "bin" / "pytest").exists()  # no dev tools in the image
 
 
 @pytest.fixture
