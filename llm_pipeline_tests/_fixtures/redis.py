@@ -1,20 +1,20 @@
 """A throwaway `redis-server` for the whole session: 127.0.0.1, a free port, no persistence.
 
 A missing binary FAILS the tests that need it instead of skipping them: the Redis backend is a
-deliverable, and a quietly skipped test would hide that it was never exercised (CI installs the
-Debian `redis-server` package).
+deliverable, and a quietly skipped test would hide that it was never exercised. `make test` finds or
+installs the binary before the suite starts (`system_deps.py`; `REDIS_SERVER=/path` overrides).
 """
 
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import Iterator
 
 import pytest
 import redis
 
 from llm_pipeline_tests._servers import run_redis_server
+from llm_pipeline_tests.system_deps import REDIS_SERVER, find
 
 __all__ = ["redis_server", "redis_url"]
 
@@ -24,10 +24,11 @@ _START_TIMEOUT_S = 15.0
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start redis-server once per session and return its base URL; stop it at the end."""
-    binary = shutil.which("redis-server")
+    binary = find(REDIS_SERVER)
     if binary is None:
         pytest.fail(
-            "redis-server is not installed (apt-get install -y redis-server); the Redis tests need it"
+            "redis-server is missing: run `make test` (it installs it as root, or prints the apt-get "
+            "command), or set REDIS_SERVER=/path/to/redis-server"
         )
     workdir = tmp_path_factory.mktemp("redis")
     with contextlib.ExitStack() as stack:

@@ -1,7 +1,8 @@
 """The web UI in headless Chromium after the backfill: the lineage graph, an asset's metadata and checks.
 
 Debian's `chromium` is driven by Playwright (browsers cannot be downloaded here). A missing browser
-fails the test with the command that installs it: a browser test that skips proves nothing.
+fails the test saying how to get it: a browser test that skips proves nothing. `make test` finds or
+installs it before the suite starts (`system_deps.py`; `CHROMIUM=/path` overrides).
 Screenshots go to `artifacts/` (gitignored); `docs/web-ui.png` is a copy of `lineage.png`.
 """
 
@@ -9,17 +10,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import FloatRect, Locator, Page, expect, sync_playwright
 
 from llm_pipeline_tests.e2e.conftest import ARTIFACTS, ASSETS, PARTITIONS, Webserver
+from llm_pipeline_tests.system_deps import CHROMIUM, find
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -32,24 +32,26 @@ CHROMIUM_ARGS = [
 ]
 #: The UI loads its bundle and several GraphQL queries; first paint on a busy 2-core machine is slow.
 _UI_TIMEOUT_MS = 60_000
-#: Metadata every LLM asset reports, which a user reads on the asset's page.
-LLM_METADATA_KEYS = ("input_tokens", "output_tokens", "cost_usd", "latency_p95_ms")
+#: Metadata every LLM asset reports, which a user reads on the asset's page (with the usage keys
+#: Dagster's Anthropic integration writes).
+LLM_METADATA_KEYS = ("input_tokens", "output_tokens", "cost_usd", "latency_p95_ms", "anthropic.calls")
 #: How many checks each LLM table has (checks.py), all expected to pass after the backfill.
 CHECKS_PER_ASSET = {"extracted_entities": 2, "classifications": 3, "corpus_report": 2}
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
-    assert CHROMIUM.is_file(), (
-        f"{CHROMIUM} is missing: the web UI test needs Debian's browser "
-        "(apt-get install -y chromium chromium-driver; .ci/run installs both)"
+    chromium = find(CHROMIUM)
+    assert chromium is not None, (
+        "chromium is missing: run `make test` (it installs Debian's chromium as root, or prints the "
+        "apt-get command), or set CHROMIUM=/path/to/chromium"
     )
     ARTIFACTS.mkdir(exist_ok=True)
     profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh --user-data-dir
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(profile),
-            executable_path=str(CHROMIUM),
+            executable_path=chromium,
             headless=True,
             args=CHROMIUM_ARGS,
             # Wide enough that the graph draws full asset boxes (status, checks), not bare names.
