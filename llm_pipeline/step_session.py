@@ -36,6 +36,7 @@ from llm_pipeline.claude.batches import BatchReport
 from llm_pipeline.claude.breaker import BreakerEvent
 from llm_pipeline.claude.metrics import CallRecord, Tally
 from llm_pipeline.claude.pricing import BATCH_DISCOUNT
+from llm_pipeline.metadata import usage_metadata
 from llm_pipeline.tables import STATUSES
 
 __all__ = ["StepSession"]
@@ -179,6 +180,7 @@ class StepSession:
             "attempts": summary.attempts,
             "retries": summary.retries,
             "rate_limited_429s": summary.rate_limited,
+            **usage_metadata(summary.by_model),
             "wall_time_s": round(wall, 2),
             "documents_per_s": round(documents / wall, 2) if wall > 0 else None,
             **self._batch_metadata(),

@@ -74,6 +74,27 @@ def test_metadata_shows_documents_tokens_cost_latency_and_retries(pipeline: Pipe
     assert entities["calls"] >= entities["documents_ok"]
 
 
+def test_usage_metadata_follows_dagster_anthropic_keys_per_model(pipeline: PipelineHarness) -> None:
+    """`anthropic.*` (the keys Dagster's Anthropic integration writes), totals and per model."""
+    first = pipeline.materialize()
+    for asset in LLM_TABLES:
+        meta = metadata_of(first, asset)
+        answered = pipeline.table(asset).query("status == 'ok' and not cached")
+        # One call per answered document (two when repaired); the report is one call per day.
+        expected = 1 if asset == "corpus_report" else len(answered)
+        assert meta["anthropic.calls"] >= expected > 0, asset
+        assert meta["anthropic.input_tokens"] == meta["input_tokens"], asset
+        assert meta["anthropic.output_tokens"] == meta["output_tokens"], asset
+        for key in ("calls", "input_tokens", "output_tokens", "cache_creation_input_tokens"):
+            assert meta[f"anthropic.claude-haiku-5-5.{key}"] == meta[f"anthropic.{key}"], (asset, key)
+        assert meta["anthropic.cache_read_input_tokens"] == 0
+    assert metadata_of(first, "corpus_report")["anthropic.calls"] == 1
+    # A re-run is answered from the ledger: nothing is consumed, so nothing is counted.
+    again = pipeline.materialize()
+    for asset in LLM_TABLES:
+        assert metadata_of(again, asset)["anthropic.calls"] == 0, asset
+
+
 def test_all_checks_pass_on_a_clean_run(pipeline: PipelineHarness) -> None:
     result = pipeline.materialize()
     evaluations = {

@@ -53,3 +53,21 @@ def test_tally_summary_is_live_while_records_arrive() -> None:
     assert tally.summary().latency_p50_ms == 10
     tally.add(_record(attempts=2, latency_ms=30))
     assert (tally.summary().calls, tally.summary().retries) == (2, 1)
+
+
+def test_usage_by_model_counts_billed_answers_only() -> None:
+    tally = Tally()
+    tally.add(_record(input_tokens=10, output_tokens=5, cache_read_input_tokens=7, attempts=1))
+    tally.add(_record(input_tokens=99, output_tokens=99, cached=True))  # a ledger hit: not billed again
+    tally.add(_record(model="claude-sonnet-5-5", input_tokens=3, cache_creation_input_tokens=4, attempts=2))
+    tally.add(_record(outcome="error", attempts=6))  # nothing answered, nothing billed
+    usage = tally.summary().by_model
+    assert list(usage) == ["claude-haiku-5-5", "claude-sonnet-5-5"]
+    haiku, sonnet = usage["claude-haiku-5-5"], usage["claude-sonnet-5-5"]
+    assert (haiku.calls, haiku.input_tokens, haiku.output_tokens, haiku.cache_read_input_tokens) == (
+        1,
+        10,
+        5,
+        7,
+    )
+    assert (sonnet.calls, sonnet.input_tokens, sonnet.cache_creation_input_tokens) == (1, 3, 4)

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from llm_pipeline.metadata import markdown_table
+from llm_pipeline.claude.metrics import ModelUsage
+from llm_pipeline.metadata import USAGE_FIELDS, markdown_table, usage_metadata
 
 
 def test_a_table_with_header_and_rows() -> None:
@@ -30,3 +31,23 @@ def test_cells_are_escaped_flattened_and_cut(value: Any, cell: str) -> None:
 
 def test_no_rows() -> None:
     assert markdown_table([], ["a"]) == "(no rows)"
+
+
+def test_usage_metadata_uses_dagster_anthropic_keys_in_total_and_per_model() -> None:
+    usage = usage_metadata(
+        {
+            "claude-haiku-5-5": ModelUsage(3, 30, 12, 5, 40),
+            "claude-sonnet-5-5": ModelUsage(1, 7, 2, 0, 0),
+        }
+    )
+    assert {key: usage[f"anthropic.{key}"] for key in USAGE_FIELDS} == {
+        "calls": 4,
+        "input_tokens": 37,
+        "output_tokens": 14,
+        "cache_creation_input_tokens": 5,
+        "cache_read_input_tokens": 40,
+    }
+    assert usage["anthropic.claude-haiku-5-5.cache_read_input_tokens"] == 40
+    assert usage["anthropic.claude-sonnet-5-5.calls"] == 1
+    assert len(usage) == 5 * 3
+    assert usage_metadata({}) == {f"anthropic.{key}": 0 for key in USAGE_FIELDS}

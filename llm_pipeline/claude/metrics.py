@@ -8,11 +8,11 @@ and materialization metadata, the benchmarks read the very same records.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["CallRecord", "RecordSink", "Summary", "Tally", "percentile", "summarize"]
+__all__ = ["CallRecord", "ModelUsage", "RecordSink", "Summary", "Tally", "percentile", "summarize"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,26 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """What one model billed: answers paid for (ledger hits excluded) and their tokens by kind."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def plus(self, record: CallRecord) -> ModelUsage:
+        return ModelUsage(
+            self.calls + 1,
+            self.input_tokens + record.input_tokens,
+            self.output_tokens + record.output_tokens,
+            self.cache_creation_input_tokens + record.cache_creation_input_tokens,
+            self.cache_read_input_tokens + record.cache_read_input_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     """Totals over many records, in the units the run log and the UI show."""
 
@@ -77,6 +97,8 @@ class Summary:
     attempts: int
     retries: int
     rate_limited: int
+    #: Billed answers per model (the fallback's apart from the primary's).
+    by_model: Mapping[str, ModelUsage] = field(default_factory=dict)
 
 
 class Tally:
@@ -86,7 +108,7 @@ class Tally:
     an earlier run, and counting them again would overstate the bill.
     """
 
-    __slots__ = ("_cost", "_counts", "_latencies", "_unpriced")
+    __slots__ = ("_by_model", "_cost", "_counts", "_latencies", "_unpriced")
 
     def __init__(self) -> None:
         self._counts = dict.fromkeys(
@@ -107,6 +129,7 @@ class Tally:
         self._cost = 0.0
         self._unpriced = False
         self._latencies: list[float] = []
+        self._by_model: dict[str, ModelUsage] = {}
 
     def add(self, record: CallRecord) -> None:
         counts = self._counts
@@ -127,6 +150,8 @@ class Tally:
                 self._unpriced = True
         if record.cost_usd is not None:
             self._cost += record.cost_usd
+        if record.outcome == "ok" and record.model is not None:
+            self._by_model[record.model] = self._by_model.get(record.model, ModelUsage()).plus(record)
 
     def summary(self) -> Summary:
         """The totals so far; `cost_usd` is None only when nothing billed had a price."""
@@ -136,6 +161,7 @@ class Tally:
             cost_usd=round(self._cost, 6) if priced else None,
             latency_p50_ms=percentile(self._latencies, 50),
             latency_p95_ms=percentile(self._latencies, 95),
+            by_model=dict(sorted(self._by_model.items())),
         )
 
 
