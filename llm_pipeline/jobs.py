@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from llm_pipeline.assets import PIPELINE_GROUP
+from llm_pipeline.partitions import NIGHTLY_HOUR_UTC
 
 __all__ = ["daily_pipeline", "nightly_schedule"]
 
@@ -17,7 +18,7 @@ daily_pipeline = dg.define_asset_job(
 
 nightly_schedule = dg.build_schedule_from_partitioned_job(
     daily_pipeline,
-    hour_of_day=2,
+    hour_of_day=NIGHTLY_HOUR_UTC,
     minute_of_hour=0,
     name="nightly_daily_pipeline",
     description="At 02:00 UTC, materialize yesterday's partition (the last complete day).",

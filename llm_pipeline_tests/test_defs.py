@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+from dagster._core.definitions.freshness import CronFreshnessPolicy
 
 from llm_pipeline.assets import PIPELINE_GROUP
 from llm_pipeline.checks import build_checks
@@ -73,3 +74,18 @@ def test_every_asset_shares_the_partitions_and_backfill_policy_and_llm_steps_sha
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert len(checks) == 7
     assert ("classifications", "labels_in_taxonomy") in checks
+
+
+def test_the_report_is_expected_by_its_deadline_each_morning() -> None:
+    """A cron freshness policy: materialized between the nightly start (02:00 UTC) and 08:00 UTC."""
+    graph = defs.resolve_asset_graph()
+    policies = {key.to_user_string(): graph.get(key).freshness_policy for key in graph.get_all_asset_keys()}
+    report = policies.pop("corpus_report")
+    assert isinstance(report, CronFreshnessPolicy)
+    assert report.deadline_cron == "0 8 * * *"
+    assert report.timezone == "UTC"
+    nightly = defs.resolve_schedule_def("nightly_daily_pipeline")
+    # The window opens when the schedule fires: a materialization by the nightly run counts.
+    assert report.lower_bound_delta == timedelta(hours=8 - int(nightly.cron_schedule.split()[1]))
+    assert "08:00 UTC" in (graph.get(dg.AssetKey("corpus_report")).description or "")
+    assert set(policies.values()) == {None}

@@ -18,6 +18,7 @@ from llm_pipeline.assets import LLM_STEP_ASSET
 from llm_pipeline.assets._llm_step import RowTally, aligned_rows, arrow_rows, fail_on_systemic, sorted_table
 from llm_pipeline.config import PipelineConfig
 from llm_pipeline.io_managers import PartitionTable, StagedTable, staging_writer
+from llm_pipeline.partitions import report_freshness
 from llm_pipeline.resources import ClaudeResource
 from llm_pipeline.tables import CORPUS_REPORT, allocate_report_call, carried_row, make_row
 from llm_pipeline.tasks import report as task
@@ -31,7 +32,7 @@ _PREVIEW_COLUMNS = ("doc_id", "status", "label", "included", "error")
 _ROW_COLUMNS = ("doc_id", "status", "error", "label")
 
 
-@dg.asset(**LLM_STEP_ASSET)
+@dg.asset(**LLM_STEP_ASSET, freshness_policy=report_freshness)
 async def corpus_report(
     context: dg.AssetExecutionContext,
     claude: ClaudeResource,
@@ -39,7 +40,12 @@ async def corpus_report(
     classifications: PartitionTable,
     extracted_entities: PartitionTable,
 ) -> dg.Output[StagedTable]:
-    """The day in a headline and two paragraphs, with the label distribution and totals."""
+    """The day in a headline and two paragraphs, with the label distribution and totals.
+
+    Freshness: yesterday's report is expected by 08:00 UTC. The nightly run starts at 02:00 UTC and
+    takes minutes (batch mode: usually under an hour), so a report still missing at 08:00 means the
+    nightly run failed or is stuck, with time left to re-run it before people read the report.
+    """
     settings = pipeline_config.settings()
     stats = task.CorpusStats(settings.taxonomy)
     for document in _documents(classifications, extracted_entities):

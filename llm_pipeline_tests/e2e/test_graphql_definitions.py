@@ -26,6 +26,11 @@ query AssetNodes {
     partitionKeysByDimension { partitionKeys }
     jobNames
     repository { name location { name } }
+    description
+    internalFreshnessPolicy {
+      __typename
+      ... on CronFreshnessPolicy { deadlineCron lowerBoundDeltaSeconds timezone }
+    }
   }
 }
 """
@@ -108,3 +113,17 @@ def test_the_daily_job_covers_every_asset_and_the_schedule_runs_it_nightly(webse
     assert schedule["description"]
     # Off until a user turns it on (README: the Automation page, with the daemon running).
     assert schedule["scheduleState"]["status"] == "STOPPED"
+
+
+def test_the_report_carries_its_freshness_policy_and_why(webserver: Webserver) -> None:
+    """What the asset page's freshness panel shows: expected by 08:00 UTC, since the 02:00 run."""
+    nodes = _nodes(webserver)
+    policy = nodes["corpus_report"]["internalFreshnessPolicy"]
+    assert policy == {
+        "__typename": "CronFreshnessPolicy",
+        "deadlineCron": "0 8 * * *",
+        "lowerBoundDeltaSeconds": 6 * 3600,
+        "timezone": "UTC",
+    }
+    assert "08:00 UTC" in nodes["corpus_report"]["description"]
+    assert all(nodes[name]["internalFreshnessPolicy"] is None for name in ASSETS[:-1])
