@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from llm_pipeline.assets.classifications import classifications
-from llm_pipeline.assets.documents import raw_documents
-from llm_pipeline.assets.entities import extracted_entities
-from llm_pipeline.assets.report import corpus_report
-from llm_pipeline.checks import build_checks
-from llm_pipeline.config import PipelineConfig
-from llm_pipeline.io_managers import ParquetIOManager
-from llm_pipeline.jobs import daily_pipeline, nightly_schedule
-from llm_pipeline.resources import ClaudeResource
+from llm_pipeline.pipeline.assets.classifications import classifications
+from llm_pipeline.pipeline.assets.documents import raw_documents
+from llm_pipeline.pipeline.assets.entities import extracted_entities
+from llm_pipeline.pipeline.assets.report import corpus_report
+from llm_pipeline.pipeline.checks import build_checks
+from llm_pipeline.pipeline.config import PipelineConfig
+from llm_pipeline.pipeline.io_manager import ParquetIOManager
+from llm_pipeline.pipeline.jobs import daily_pipeline, nightly_schedule
+from llm_pipeline.pipeline.resources import ClaudeResource
 
 #: raw documents → extracted entities → classifications → corpus report; build_checks() adds the
 #: checks of every LLM table in this list.

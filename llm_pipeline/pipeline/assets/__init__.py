@@ -1,0 +1,29 @@
+"""One module per asset; what every pipeline asset is declared with lives here, once.
+
+Dagster splits a backfill wherever the partitions or backfill policies of a chain differ, so the
+four assets take these from one place rather than four copies that could drift apart.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from llm_pipeline.pipeline.partitions import ANTHROPIC_POOL, daily_backfill_policy, daily_partitions
+
+__all__ = ["LLM_STEP_ASSET", "PIPELINE_ASSET", "PIPELINE_GROUP"]
+
+#: The group of the four pipeline assets; the `daily_pipeline` job selects it.
+PIPELINE_GROUP = "llm_pipeline"
+
+#: Keyword arguments of `@dg.asset` shared by every pipeline asset.
+PIPELINE_ASSET: Mapping[str, Any] = {
+    "partitions_def": daily_partitions,
+    "backfill_policy": daily_backfill_policy,
+    "group_name": PIPELINE_GROUP,
+}
+
+#: ... and by every step that calls Claude: the API's concurrency pool.
+LLM_STEP_ASSET: Mapping[str, Any] = {
+    **PIPELINE_ASSET,
+    "pool": ANTHROPIC_POOL,
+    "kinds": frozenset({"anthropic", "parquet"}),
+}
