@@ -34,7 +34,6 @@ from llm_pipeline.claude.limiter import Limiter, estimate_input_tokens
 from llm_pipeline.claude.metrics import CallRecord, RecordSink
 from llm_pipeline.claude.pricing import cost
 from llm_pipeline.claude.retry import RetryPolicy
-from llm_pipeline.claude.runner import ProgressSink, Runner
 from llm_pipeline.claude.sdk_errors import map_sdk_errors
 from llm_pipeline.claude.settings import ClaudeSettings
 from llm_pipeline.claude.state.base import StateBackend
@@ -300,15 +299,6 @@ class Client:
         """Hand the limiters' held give-backs to the shared state (`open_client` calls this)."""
         for limiter in self._limiters.values():
             await limiter.flush()
-
-    def runner(self, *, on_progress: ProgressSink | None = None, progress_every_s: float = 5.0) -> Runner:
-        """A `Runner` sized to `settings.max_concurrency`, for fanning this client out."""
-        return Runner(
-            self.settings.max_concurrency,
-            on_progress=on_progress,
-            progress_every_s=progress_every_s,
-            clock=self._clock,
-        )
 
     def __repr__(self) -> str:
         return (

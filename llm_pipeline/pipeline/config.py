@@ -7,7 +7,6 @@ never at import or when `Definitions` is built, so `LLM_PIPELINE_DATA_DIR=... da
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,21 +14,12 @@ import dagster as dg
 from pydantic import Field
 
 from llm_pipeline.prompts.classifications import DEFAULT_TAXONOMY
+from llm_pipeline.settings import integer, labels, number, resolve_data_dir, setting
 from llm_pipeline.warehouse.documents import DEFAULT_MAX_CHARS
 
-__all__ = ["DEFAULT_MAX_ERROR_RATE", "PipelineConfig", "PipelineSettings", "resolve_data_dir"]
+__all__ = ["DEFAULT_MAX_ERROR_RATE", "PipelineConfig", "PipelineSettings"]
 
 DEFAULT_MAX_ERROR_RATE = 0.05
-DEFAULT_DATA_DIR = "data"
-DATA_DIR_ENV = "LLM_PIPELINE_DATA_DIR"
-
-
-def resolve_data_dir(configured: str | None = None) -> Path:
-    """The data root: `configured`, else `$LLM_PIPELINE_DATA_DIR` (read now), else `data`.
-
-    The input reader and the IO manager both resolve through here, so they always agree.
-    """
-    return Path(configured or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +60,11 @@ class PipelineConfig(dg.ConfigurableResource):
 
     def settings(self) -> PipelineSettings:
         """Resolve config over env over defaults, now; raise ValueError naming a bad setting."""
-        taxonomy = self.taxonomy
-        if taxonomy is None:
-            env = os.environ.get("LLM_PIPELINE_TAXONOMY")
-            taxonomy = [label.strip() for label in env.split(",")] if env else list(DEFAULT_TAXONOMY)
-        max_error_rate = self.max_error_rate
-        if max_error_rate is None:
-            max_error_rate = _env_number("LLM_PIPELINE_MAX_ERROR_RATE", float, DEFAULT_MAX_ERROR_RATE)
-        max_doc_chars = self.max_doc_chars
-        if max_doc_chars is None:
-            max_doc_chars = _env_number("LLM_PIPELINE_MAX_DOC_CHARS", int, DEFAULT_MAX_CHARS)
+        taxonomy = setting(self.taxonomy, "LLM_PIPELINE_TAXONOMY", labels, list(DEFAULT_TAXONOMY))
+        max_error_rate = setting(
+            self.max_error_rate, "LLM_PIPELINE_MAX_ERROR_RATE", number, DEFAULT_MAX_ERROR_RATE
+        )
+        max_doc_chars = setting(self.max_doc_chars, "LLM_PIPELINE_MAX_DOC_CHARS", integer, DEFAULT_MAX_CHARS)
 
         if not taxonomy or any(not label for label in taxonomy) or len(set(taxonomy)) != len(taxonomy):
             raise ValueError(f"taxonomy must be distinct non-empty labels, got {taxonomy!r}")
@@ -99,13 +84,3 @@ class PipelineConfig(dg.ConfigurableResource):
             classification_max_tokens=self.classification_max_tokens,
             report_max_tokens=self.report_max_tokens,
         )
-
-
-def _env_number(name: str, kind: type[int] | type[float], default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a valid {kind.__name__}") from None

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import Field
 
-from llm_pipeline.pipeline.config import resolve_data_dir
+from llm_pipeline.settings import resolve_data_dir
 from llm_pipeline.warehouse.files import (
     PartitionTable,
     StagedTable,

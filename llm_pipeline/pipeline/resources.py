@@ -11,18 +11,17 @@ ledger; only the base URL differs.
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from llm_pipeline.claude import ClaudeSettings, open_client
-from llm_pipeline.pipeline.session import StepSession
-from llm_pipeline.settings import resolve_state
+from llm_pipeline.claude import ClaudeSettings
+from llm_pipeline.pipeline.session import StepSession, open_session
+from llm_pipeline.settings import SettingError, integer, number, resolve_state, setting, word
 from llm_pipeline.simulator import Latency, Limits, Simulator, SimulatorConfig
 
 __all__ = ["DEFAULT_MODEL", "SIMULATOR_LIMITS", "ClaudeResource"]
@@ -33,6 +32,22 @@ SIMULATOR_LIMITS = {"rpm": 4_000, "itpm": 4_000_000, "otpm": 800_000}
 #: The key the client sends to the embedded simulator; it is not a secret and bills nothing.
 _SIMULATOR_KEY = "sk-simulator"
 _BACKENDS = ("anthropic", "simulator")
+#: Settings given as a config field of the same name, else `LLM_PIPELINE_<NAME>`, parsed so;
+#: ClaudeSettings has the defaults and validates the values.
+_FROM_ENV: Mapping[str, Callable[[str], Any]] = {
+    "model": str,
+    "fallback_model": str,
+    "rpm": integer,
+    "itpm": integer,
+    "otpm": integer,
+    "burst_seconds": number,
+    "max_concurrency": integer,
+    "mode": word,
+    "batch_retry": word,
+    "batch_poll_s": number,
+    "batch_poll_max_s": number,
+    "batch_deadline_s": number,
+}
 
 
 class ClaudeResource(dg.ConfigurableResource):
@@ -137,70 +152,49 @@ class ClaudeResource(dg.ConfigurableResource):
     def backend_name(self) -> str:
         return self._backend or "unknown"
 
-    @asynccontextmanager
-    async def session(self, context: dg.AssetExecutionContext, *, step: str) -> AsyncIterator[StepSession]:
-        """The call stack for one step, opened on the step's running loop and closed after it."""
-        settings = self.settings
-        session = StepSession(step=step, log=context.log, settings=settings, backend=self.backend_name)
-        async with open_client(settings, on_record=session.on_record, on_event=session.on_event) as client:
-            session.attach(client)
-            yield session
+    def session(
+        self, context: dg.AssetExecutionContext, *, step: str, model: str | None = None
+    ) -> AbstractAsyncContextManager[StepSession]:
+        """The call stack for one step, opened on the step's running loop and closed after it;
+        `model` is the step's own model, when it overrides the configured one."""
+        return open_session(
+            step=step, log=context.log, settings=self.settings, backend=self.backend_name, model=model
+        )
 
     def _resolve(self) -> tuple[str, ClaudeSettings]:
-        env = os.environ
-        api_key = self.api_key or env.get("ANTHROPIC_API_KEY") or ""
-        backend = (self.backend or env.get("LLM_PIPELINE_BACKEND") or "").strip().lower()
-        backend = backend or ("anthropic" if api_key else "simulator")
-        if backend not in _BACKENDS:
-            raise dg.Failure(f"LLM_PIPELINE_BACKEND must be one of {_BACKENDS}, got {backend!r}")
-        if backend == "anthropic" and not api_key:
-            raise dg.Failure(
-                "LLM_PIPELINE_BACKEND=anthropic but ANTHROPIC_API_KEY is not set: export the key, or use "
-                "LLM_PIPELINE_BACKEND=simulator to run on the embedded simulator."
-            )
-        limits = SIMULATOR_LIMITS if backend == "simulator" else {}
-        fields: dict[str, Any] = {
-            "api_key": api_key,
-            "base_url": (self.base_url or env.get("ANTHROPIC_BASE_URL")) if backend == "anthropic" else None,
-            "model": self.model or env.get("LLM_PIPELINE_MODEL") or DEFAULT_MODEL,
-            "fallback_model": self.fallback_model or env.get("LLM_PIPELINE_FALLBACK_MODEL") or None,
-            "state": resolve_state(self.state),
-            "refresh": self.refresh,
-        }
-        for name in ("rpm", "itpm", "otpm", "max_concurrency"):
-            resolved = self._configured(name, int)
-            if resolved is None:
-                resolved = limits.get(name)
-            if resolved is not None:
-                fields[name] = resolved
-        burst = self._configured("burst_seconds", float)
-        if burst is not None:
-            fields["burst_seconds"] = burst
-        if self.timeout_s is not None:
-            fields["timeout_s"] = self.timeout_s
-        fields.update(self._batch_fields())
         try:
-            return backend, ClaudeSettings(**fields)
+            return self._resolved()
+        except SettingError as exc:
+            raise dg.Failure(str(exc)) from None
         except ValueError as exc:
             raise dg.Failure(f"invalid Claude settings: {exc}") from exc
 
-    def _batch_fields(self) -> dict[str, Any]:
-        """Batch-mode settings given in config or env; ClaudeSettings validates them and has the defaults."""
-        fields: dict[str, Any] = {}
-        for name in ("mode", "batch_retry"):
-            value = getattr(self, name) or os.environ.get(f"LLM_PIPELINE_{name.upper()}")
-            if value and value.strip():
-                fields[name] = value.strip().lower()
-        for name in ("batch_poll_s", "batch_poll_max_s", "batch_deadline_s"):
-            resolved = self._configured(name, float)
-            if resolved is not None:
-                fields[name] = resolved
-        return fields
-
-    def _configured(self, name: str, kind: type[int] | type[float]) -> int | float | None:
-        """This resource's `name` when set in config, else `LLM_PIPELINE_<NAME>`, else None."""
-        value = getattr(self, name)
-        return value if value is not None else _env_number(f"LLM_PIPELINE_{name.upper()}", kind)
+    def _resolved(self) -> tuple[str, ClaudeSettings]:
+        api_key = setting(self.api_key, "ANTHROPIC_API_KEY", str, "")
+        backend = setting(self.backend, "LLM_PIPELINE_BACKEND", word, "anthropic" if api_key else "simulator")
+        if backend not in _BACKENDS:
+            raise SettingError(f"LLM_PIPELINE_BACKEND must be one of {_BACKENDS}, got {backend!r}")
+        if backend == "anthropic" and not api_key:
+            raise SettingError(
+                "LLM_PIPELINE_BACKEND=anthropic but ANTHROPIC_API_KEY is not set: export the key, or use "
+                "LLM_PIPELINE_BACKEND=simulator to run on the embedded simulator."
+            )
+        defaults: Mapping[str, Any] = SIMULATOR_LIMITS if backend == "simulator" else {}
+        fields: dict[str, Any] = {
+            "api_key": api_key,
+            "base_url": setting(self.base_url, "ANTHROPIC_BASE_URL", str, None)
+            if backend == "anthropic"
+            else None,
+            "state": resolve_state(self.state),
+            "refresh": self.refresh,
+        }
+        for name, parse in _FROM_ENV.items():
+            value = setting(getattr(self, name), f"LLM_PIPELINE_{name.upper()}", parse, defaults.get(name))
+            if value is not None:
+                fields[name] = value
+        if self.timeout_s is not None:
+            fields["timeout_s"] = self.timeout_s
+        return backend, ClaudeSettings(**fields)
 
     def _simulator_config(self, settings: ClaudeSettings) -> SimulatorConfig:
         """The embedded simulator enforces the limits the client is configured with, as the API would."""
@@ -211,13 +205,3 @@ class ClaudeResource(dg.ConfigurableResource):
             ),
             latency=Latency(median_s=median_s, sigma=0.4 if median_s else 0.0),
         )
-
-
-def _env_number(name: str, kind: type[int] | type[float]) -> int | float | None:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return None
-    try:
-        return kind(raw)
-    except ValueError:
-        raise dg.Failure(f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'}") from None

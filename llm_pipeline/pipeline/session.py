@@ -1,84 +1,58 @@
-"""One asset step's use of the call stack: fan-out, progress in the run log, and the step's metadata.
+"""The one place a Dagster step meets the call stack: `open_session` builds all of it, in one step.
 
-The call stack reports through frozen records and events (STYLE habit 14); this is where they become
-Dagster log lines and materialization metadata. Progress goes to the run log at most every few
-seconds: done/total, rate, ETA, retries, 429s, errors and ledger hits, so a person watching a long
-step knows whether it is healthy without opening anything else.
+    async with open_session(step="classifications", log=log, settings=s, backend="anthropic") as session:
+        await session.prefetch(requests)                   # batch mode only
+        async for row in session.map(handle, documents):  # bounded fan-out, rows as they finish
+            ...
+        metadata = session.metadata(statuses)
+
+`open_session` opens the client (ledger, limiter, breaker, retries, SDK) on the step's running event
+loop, builds the `Runner` above it and the `StepTotals` that turn the stack's records and events
+into run-log lines and metadata, and closes everything when the step ends, errors included. The
+session is complete when it is handed out: nothing is attached to it later.
 
 Batch mode (`settings.mode == "batch"`): `prefetch` first answers the step's requests through the
-Message Batches API into the ledger (`claude/batches.py`), logging each batch submitted, resumed and
-ended, the waiting at most every few seconds, and a warning for a canceled batch; the ordinary
-per-document flow then runs unchanged. The metadata adds the batch ids and result counts, and prices
-the saving: `cost_usd` is what was billed, `cost_usd_at_list_price` what real-time calls would have
-cost, `saved_usd` the difference. In real-time mode `prefetch` does nothing.
+Message Batches API into the ledger (`claude/batches.py`); the ordinary per-document flow then runs
+unchanged and finds the answers there. In real-time mode `prefetch` does nothing.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import dagster as dg
+from llm_pipeline.claude import CallResult, ClaudeSettings, Client, Request, Runner, open_client
+from llm_pipeline.pipeline.step_totals import PROGRESS_EVERY_S, StepTotals
 
-from llm_pipeline.claude import CallResult, ClaudeSettings, Client, Progress, Request
-from llm_pipeline.claude.batch_events import (
-    BatchCanceled,
-    BatchEnded,
-    BatchLost,
-    BatchProgress,
-    BatchResumed,
-    BatchSubmitted,
-)
-from llm_pipeline.claude.batches import BatchReport
-from llm_pipeline.claude.breaker import BreakerEvent
-from llm_pipeline.claude.metrics import CallRecord, Tally
-from llm_pipeline.claude.pricing import BATCH_DISCOUNT
-from llm_pipeline.pipeline.metadata import usage_metadata
-from llm_pipeline.warehouse.tables import STATUSES
-
-__all__ = ["StepSession"]
+__all__ = ["StepSession", "open_session"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Seconds between progress lines in the run log.
-PROGRESS_EVERY_S = 5.0
-
 
 class StepSession:
-    """The client, runner and running totals of one step; built by `ClaudeResource.session`."""
+    """The client, the runner above it, and the running totals of one step."""
 
-    def __init__(
-        self, *, step: str, log: logging.Logger | Any, settings: ClaudeSettings, backend: str
-    ) -> None:
-        self.step = step
-        self.settings = settings
-        self.backend = backend
-        self._log = log
-        self._client: Client | None = None
-        self._tally = Tally()
-        self._started = time.monotonic()
-        self._batches = BatchReport()
-        self._batch_answers = 0
-        self._batch_cost = 0.0
-        self._canceled_batches: list[str] = []
-        self._last_batch_progress = float("-inf")
+    def __init__(self, *, client: Client, runner: Runner, totals: StepTotals) -> None:
+        self.client = client
+        self.runner = runner
+        self.totals = totals
+
+    @property
+    def step(self) -> str:
+        return self.totals.step
 
     @property
     def model(self) -> str:
-        return self.settings.model
-
-    def attach(self, client: Client) -> None:
-        self._client = client
+        """The model this step's requests are sent to (the step's own, else the configured one)."""
+        return self.totals.model
 
     @property
-    def client(self) -> Client:
-        if self._client is None:
-            raise RuntimeError("StepSession used before the client was attached")
-        return self._client
+    def settings(self) -> ClaudeSettings:
+        return self.client.settings
 
     async def call(self, request: Request) -> CallResult:
         """One logical call through the whole stack (ledger, limiter, breaker, retries, fallback)."""
@@ -95,22 +69,7 @@ class StepSession:
         if self.settings.mode != "batch":
             return
         report = await self.client.prefetch(lambda: (r for r in requests() if r is not None))
-        self._merge(report)
-        self._log.info(
-            f"{self.step}: batch prefetch done: {report.submitted} submitted, {report.resumed} resumed, "
-            f"{report.requests} requests sent, {report.already_answered} already in the ledger, results "
-            f"{dict(sorted(report.results.items()))}, {report.left_for_realtime} left to real-time calls"
-        )
-
-    def _merge(self, report: BatchReport) -> None:
-        total = self._batches
-        total.batch_ids += report.batch_ids
-        total.submitted += report.submitted
-        total.resumed += report.resumed
-        total.requests += report.requests
-        total.already_answered += report.already_answered
-        total.results.update(report.results)
-        total.left_for_realtime += report.left_for_realtime
+        self.totals.merge(report)
 
     async def map(
         self,
@@ -120,101 +79,27 @@ class StepSession:
         total: int | None = None,
     ) -> AsyncIterator[R]:
         """`handler` over `items` with the configured concurrency, results as they complete."""
-        runner = self.client.runner(on_progress=self._on_progress, progress_every_s=PROGRESS_EVERY_S)
-        async for result in runner.map(handler, items, ordered=False, total=total):
+        async for result in self.runner.map(handler, items, ordered=False, total=total):
             yield result
 
-    def on_record(self, record: CallRecord) -> None:
-        self._tally.add(record)
-        if record.batch:
-            self._batch_answers += 1
-            self._batch_cost += record.cost_usd or 0.0
-
-    def on_event(self, event: object) -> None:
-        """Breaker changes and lost batch answers matter to a person; batch steps are progress;
-        retries only matter when debugging."""
-        if isinstance(event, BatchCanceled):
-            self._canceled_batches.append(event.batch_id)
-        if isinstance(event, BreakerEvent | BatchCanceled | BatchLost):
-            self._log.warning(f"{self.step}: {event}")
-        elif isinstance(event, BatchProgress):
-            now = time.monotonic()
-            if now - self._last_batch_progress >= PROGRESS_EVERY_S:
-                self._last_batch_progress = now
-                self._log.info(f"{self.step}: {event}")
-        elif isinstance(event, BatchSubmitted | BatchResumed | BatchEnded):
-            self._log.info(f"{self.step}: {event}")
-        else:
-            self._log.debug(f"{self.step}: {event}")
-
-    def _on_progress(self, progress: Progress) -> None:
-        summary = self._tally.summary()
-        total = f"/{progress.total}" if progress.total is not None else ""
-        share = f" ({progress.done / progress.total:.0%})" if progress.total else ""
-        eta = f", ETA {progress.eta_s:.0f}s" if progress.eta_s is not None else ""
-        self._log.info(
-            f"{self.step}: {progress.done}{total} documents{share}, {progress.rate_per_s:.1f}/s{eta} | "
-            f"calls {summary.calls}, retries {summary.retries}, 429s {summary.rate_limited}, "
-            f"errors {summary.errors}, ledger hits {summary.cached}"
-        )
-
     def metadata(self, statuses: Mapping[str, int] | Counter[str]) -> dict[str, Any]:
-        """What the UI shows for the step: documents by status, tokens, cost, latency, retries, time."""
-        summary = self._tally.summary()
-        wall = time.monotonic() - self._started
-        documents = sum(statuses.values())
-        return {
-            "documents": documents,
-            **{f"documents_{status}": int(statuses.get(status, 0)) for status in STATUSES},
-            "model": self.model,
-            "backend": self.backend,
-            "calls": summary.calls,
-            "ledger_hits": summary.cached,
-            "fallback_answers": summary.fallback,
-            "input_tokens": summary.input_tokens,
-            "output_tokens": summary.output_tokens,
-            "cost_usd": dg.MetadataValue.float(summary.cost_usd) if summary.cost_usd is not None else None,
-            **self._saving(summary.cost_usd),
-            "latency_p50_ms": _ms(summary.latency_p50_ms),
-            "latency_p95_ms": _ms(summary.latency_p95_ms),
-            "attempts": summary.attempts,
-            "retries": summary.retries,
-            "rate_limited_429s": summary.rate_limited,
-            **usage_metadata(summary.by_model),
-            "wall_time_s": round(wall, 2),
-            "documents_per_s": round(documents / wall, 2) if wall > 0 else None,
-            **self._batch_metadata(),
-        }
-
-    def _saving(self, billed: float | None) -> dict[str, Any]:
-        """What real-time calls would have cost (batch answers at list price) and the difference."""
-        if billed is None:
-            return {"cost_usd_at_list_price": None, "saved_usd": None}
-        saved = self._batch_cost / BATCH_DISCOUNT - self._batch_cost
-        return {
-            "cost_usd_at_list_price": dg.MetadataValue.float(round(billed + saved, 6)),
-            "saved_usd": dg.MetadataValue.float(round(saved, 6)),
-        }
-
-    def _batch_metadata(self) -> dict[str, Any]:
-        if self.settings.mode != "batch":
-            return {"mode": "realtime"}
-        report = self._batches
-        return {
-            "mode": "batch",
-            "batch_ids": dg.MetadataValue.json(report.batch_ids),
-            "batches_submitted": report.submitted,
-            "batches_resumed": report.resumed,
-            "batch_requests": report.requests,
-            **{
-                f"batch_{kind}": report.results[kind]
-                for kind in ("succeeded", "errored", "expired", "canceled")
-            },
-            "batches_canceled": dg.MetadataValue.json(self._canceled_batches),
-            "batch_answers": self._batch_answers,
-            "batch_left_for_realtime": report.left_for_realtime,
-        }
+        """What the UI shows for the step (see `StepTotals.metadata`)."""
+        return self.totals.metadata(statuses)
 
 
-def _ms(value: float | None) -> float | None:
-    return round(value, 1) if value is not None else None
+@asynccontextmanager
+async def open_session(
+    *,
+    step: str,
+    log: logging.Logger | Any,
+    settings: ClaudeSettings,
+    backend: str,
+    model: str | None = None,
+) -> AsyncIterator[StepSession]:
+    """The call stack for one step, opened on the running loop and closed after it (see module doc)."""
+    totals = StepTotals(step=step, log=log, settings=settings, backend=backend, model=model or settings.model)
+    async with open_client(settings, on_record=totals.on_record, on_event=totals.on_event) as client:
+        runner = Runner(
+            settings.max_concurrency, on_progress=totals.on_progress, progress_every_s=PROGRESS_EVERY_S
+        )
+        yield StepSession(client=client, runner=runner, totals=totals)

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import dagster as dg
 
-from llm_pipeline.pipeline.config import DATA_DIR_ENV, resolve_data_dir
+from llm_pipeline.settings import DATA_DIR_ENV, resolve_data_dir
 from llm_pipeline.warehouse.files import partition_path
 from llm_pipeline.warehouse.tables import SCHEMAS
 

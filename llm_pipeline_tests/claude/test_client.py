@@ -201,7 +201,7 @@ async def test_live_tasks_stay_bounded_through_the_whole_stack(simulator: Simula
             return await client.call(request(i))
 
         ok = 0
-        async for result in client.runner().map(call, range(2_000), ordered=False):
+        async for result in Runner(client.settings.max_concurrency).map(call, range(2_000), ordered=False):
             ok += result.ok
     assert ok == 2_000
     assert peak <= 2 * concurrency + 3, f"{peak} live tasks"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_pipeline.pipeline.config import PipelineConfig, PipelineSettings, resolve_data_dir
+from llm_pipeline.pipeline.config import PipelineConfig, PipelineSettings
+from llm_pipeline.settings import resolve_data_dir
 
 
 def test_defaults_without_config_or_env() -> None:
@@ -57,9 +58,9 @@ def test_config_wins_over_env(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         (
             {"LLM_PIPELINE_MAX_ERROR_RATE": "five percent"},
-            "LLM_PIPELINE_MAX_ERROR_RATE='five percent' is not a valid float",
+            "LLM_PIPELINE_MAX_ERROR_RATE='five percent' is not a number",
         ),
-        ({"LLM_PIPELINE_MAX_DOC_CHARS": "2.5"}, "LLM_PIPELINE_MAX_DOC_CHARS='2.5' is not a valid int"),
+        ({"LLM_PIPELINE_MAX_DOC_CHARS": "2.5"}, "LLM_PIPELINE_MAX_DOC_CHARS='2.5' is not an integer"),
         ({"LLM_PIPELINE_MAX_ERROR_RATE": "1.5"}, "max_error_rate must be between 0 and 1"),
         ({"LLM_PIPELINE_MAX_DOC_CHARS": "0"}, "max_doc_chars must be positive"),
         ({"LLM_PIPELINE_TAXONOMY": "a,,b"}, "taxonomy must be distinct non-empty labels"),
