@@ -5,26 +5,43 @@ Nothing here reads the environment: resources resolve their settings when a run 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import dagster as dg
 
-from llm_pipeline.pipeline.assets.classifications import classifications
+from llm_pipeline.pipeline.assets.classifications import classifications, classifications_checks
 from llm_pipeline.pipeline.assets.documents import raw_documents
-from llm_pipeline.pipeline.assets.entities import extracted_entities
+from llm_pipeline.pipeline.assets.entities import entities_checks, extracted_entities
 from llm_pipeline.pipeline.assets.report import corpus_report
-from llm_pipeline.pipeline.checks import build_checks
+from llm_pipeline.pipeline.checks import llm_table_checks
 from llm_pipeline.pipeline.config import PipelineConfig
 from llm_pipeline.pipeline.io_manager import ParquetIOManager
 from llm_pipeline.pipeline.jobs import daily_pipeline, nightly_schedule
 from llm_pipeline.pipeline.resources import ClaudeResource
 
-#: raw documents → extracted entities → classifications → corpus report; build_checks() adds the
-#: checks of every LLM table in this list.
+#: raw documents → extracted entities → classifications → corpus report.
 pipeline_assets: list[dg.AssetsDefinition] = [
     raw_documents,
     extracted_entities,
     classifications,
     corpus_report,
 ]
+
+#: Each LLM table's checks (every_document_once, error_rate, and what its step adds).
+_CHECKS: dict[str, list[dg.AssetChecksDefinition]] = {
+    "extracted_entities": entities_checks,
+    "classifications": classifications_checks,
+    "corpus_report": llm_table_checks("corpus_report"),
+}
+
+
+def build_checks(assets: Iterable[dg.AssetsDefinition | dg.AssetSpec]) -> list[dg.AssetChecksDefinition]:
+    """The checks of the built-in LLM tables among `assets` (a test may materialize a part of the chain)."""
+    keys: set[dg.AssetKey] = set()
+    for asset in assets:
+        keys.update(asset.keys if isinstance(asset, dg.AssetsDefinition) else {asset.key})
+    return [check for table, checks in _CHECKS.items() if dg.AssetKey(table) in keys for check in checks]
+
 
 defs = dg.Definitions(
     assets=pipeline_assets,

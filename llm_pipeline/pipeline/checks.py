@@ -1,16 +1,19 @@
 """Asset checks: a pure verdict function per check, and thin partitioned `@asset_check` wrappers.
 
-- `every_document_once` (blocking) on each LLM table: its `doc_id`s are exactly raw_documents'
-  `doc_id`s, each once. A lost or doubled row stops downstream assets.
-- `error_rate` on each LLM table: errors / attempted documents (ok + error; rejected and skipped
-  were never attempted) is at most `max_error_rate`.
-- `labels_in_taxonomy` on classifications: every label present is one of the taxonomy's, and every
-  ok row has one.
+Every LLM table gets two (`llm_table_checks`):
 
-A partitioned check must share its asset's partitions, so a check cannot be defined before its asset
-(Dagster would treat the unknown key as an unpartitioned external asset and reject the definitions).
-`build_checks(assets)` therefore builds the checks for the LLM tables among `assets`: definitions.py
-passes its asset list, and adding an LLM asset there adds its checks. (Dagster 1.13 calls
+- `every_document_once` (blocking): its `doc_id`s are exactly raw_documents' `doc_id`s, each once.
+  A lost or doubled row stops downstream assets.
+- `error_rate`: errors / attempted documents (ok + error; rejected and skipped were never
+  attempted) is at most `max_error_rate`.
+
+A step may add `AllowedValues` checks: every value of a column is one of a set (fixed, or read
+from the pipeline settings when the check runs), and every ok row has one. classifications'
+`labels_in_taxonomy` is one; a step added in YAML gets one per output column whose schema is an
+`enum`.
+
+A partitioned check must share its asset's partitions, so checks are built for an asset key, not
+from the asset object, and Dagster matches them up in `Definitions`. (Dagster 1.13 calls
 partitioned checks a preview feature; its warning is silenced here, where we opt in on purpose.)
 
 No `from __future__ import annotations`: Dagster reads the annotations below as real types.
@@ -18,24 +21,24 @@ No `from __future__ import annotations`: Dagster reads the annotations below as 
 
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 
-from llm_pipeline.pipeline.config import PipelineConfig
+from llm_pipeline.pipeline.config import PipelineConfig, PipelineSettings
 from llm_pipeline.pipeline.partitions import daily_partitions
 from llm_pipeline.warehouse.files import PartitionTable
 
 __all__ = [
-    "LLM_TABLES",
-    "build_checks",
+    "AllowedValues",
+    "allowed_values_verdict",
     "coverage_verdict",
     "error_rate_verdict",
-    "taxonomy_verdict",
+    "llm_table_checks",
 ]
 
-#: The tables that must hold one row per input document.
-LLM_TABLES = ("extracted_entities", "classifications", "corpus_report")
 _SAMPLE = 20
 
 
@@ -79,28 +82,41 @@ def error_rate_verdict(statuses: Iterable[str], max_error_rate: float) -> dg.Ass
     )
 
 
-def taxonomy_verdict(rows: Iterable[tuple[str, str | None]], taxonomy: Sequence[str]) -> dg.AssetCheckResult:
-    """Passes when every (status, label) has a label from `taxonomy` or none, and ok rows have one."""
-    allowed = set(taxonomy)
+def allowed_values_verdict(rows: Iterable[tuple[str, Any]], allowed: Sequence[Any]) -> dg.AssetCheckResult:
+    """Passes when every (status, value) has a value from `allowed` or none, and ok rows have one."""
+    permitted = set(allowed)
     outside: Counter[str] = Counter()
-    checked = unlabelled_ok = 0
-    for status, label in rows:
-        if label is not None:
+    checked = missing_on_ok = 0
+    for status, value in rows:
+        if value is not None:
             checked += 1
-            if label not in allowed:
-                outside[label] += 1
+            if value not in permitted:
+                outside[str(value)] += 1
         elif status == "ok":
-            unlabelled_ok += 1
+            missing_on_ok += 1
     return dg.AssetCheckResult(
-        passed=not outside and not unlabelled_ok,
+        passed=not outside and not missing_on_ok,
         metadata={
-            "labels_checked": checked,
-            "outside_taxonomy": sum(outside.values()),
-            "unlabelled_ok_rows": unlabelled_ok,
-            "unknown_labels": dict(outside.most_common(_SAMPLE)),
-            "taxonomy": list(taxonomy),
+            "values_checked": checked,
+            "outside_allowed": sum(outside.values()),
+            "ok_rows_without_value": missing_on_ok,
+            "unknown_values": dict(outside.most_common(_SAMPLE)),
+            "allowed": list(allowed),
         },
     )
+
+
+@dataclass(frozen=True)
+class AllowedValues:
+    """A check that `column` only holds `values` (a fixed list, or taken from the settings at run time)."""
+
+    name: str
+    column: str
+    values: Sequence[Any] | Callable[[PipelineSettings], Sequence[Any]]
+    description: str = ""
+
+    def allowed(self, settings: PipelineSettings) -> Sequence[Any]:
+        return self.values(settings) if callable(self.values) else self.values
 
 
 def _coverage_check(table: str) -> dg.AssetChecksDefinition:
@@ -127,32 +143,31 @@ def _error_rate_check(table: str) -> dg.AssetChecksDefinition:
     return error_rate
 
 
-def _taxonomy_check() -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=dg.AssetKey("classifications"), partitions_def=daily_partitions)
-    def labels_in_taxonomy(checked: PartitionTable, pipeline_config: PipelineConfig) -> dg.AssetCheckResult:
-        """Every label is one of the configured taxonomy's; no ok row lacks one."""
+def _allowed_values_check(table: str, spec: AllowedValues) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(table),
+        name=spec.name,
+        partitions_def=daily_partitions,
+        description=spec.description or f"Every {spec.column} is an allowed value; no ok row lacks one.",
+    )
+    def allowed_values(checked: PartitionTable, pipeline_config: PipelineConfig) -> dg.AssetCheckResult:
         rows = (
-            (row["status"], row["label"])
-            for batch in checked.iter_batches(batch_size=10_000, columns=["status", "label"])
+            (row["status"], row[spec.column])
+            for batch in checked.iter_batches(batch_size=10_000, columns=["status", spec.column])
             for row in batch
         )
-        return taxonomy_verdict(rows, pipeline_config.settings().taxonomy)
+        return allowed_values_verdict(rows, spec.allowed(pipeline_config.settings()))
 
-    return labels_in_taxonomy
+    return allowed_values
 
 
-def build_checks(assets: Iterable[dg.AssetsDefinition | dg.AssetSpec]) -> list[dg.AssetChecksDefinition]:
-    """The checks for whichever LLM tables are among `assets` (see the module docstring)."""
-    keys: set[dg.AssetKey] = set()
-    for asset in assets:
-        keys.update(asset.keys if isinstance(asset, dg.AssetsDefinition) else {asset.key})
-    checks: list[dg.AssetChecksDefinition] = []
+def llm_table_checks(table: str, allowed: Sequence[AllowedValues] = ()) -> list[dg.AssetChecksDefinition]:
+    """The checks of one LLM table (see the module docstring)."""
     with warnings.catch_warnings():
         # Partitioned checks are "preview" in 1.13, and required here (ARCHITECTURE §3): say it once.
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        for table in LLM_TABLES:
-            if dg.AssetKey(table) in keys:
-                checks += [_coverage_check(table), _error_rate_check(table)]
-        if dg.AssetKey("classifications") in keys:
-            checks.append(_taxonomy_check())
-    return checks
+        return [
+            _coverage_check(table),
+            _error_rate_check(table),
+            *(_allowed_values_check(table, spec) for spec in allowed),
+        ]

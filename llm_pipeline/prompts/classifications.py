@@ -8,7 +8,6 @@ schema sent lists the taxonomy as an `enum`, and `parse` rejects any other label
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from functools import cache
 from typing import Annotated, Any
@@ -19,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from llm_pipeline.claude.errors import BadOutput
 from llm_pipeline.claude.types import Request
 from llm_pipeline.prompts.entities import Extraction
-from llm_pipeline.prompts.fencing import UNTRUSTED_NOTICE, fence
-from llm_pipeline.prompts.structured import parse_structured, strict_json_schema, structured_request
+from llm_pipeline.prompts.fencing import UNTRUSTED_NOTICE
+from llm_pipeline.prompts.step_prompt import Fence, StepPrompt, snippet
+from llm_pipeline.prompts.structured import parse_structured, strict_json_schema
 
 __all__ = [
     "DEFAULT_TAXONOMY",
@@ -28,6 +28,7 @@ __all__ = [
     "Classification",
     "build_request",
     "parse",
+    "prompt",
     "snippet",
     "system_prompt",
 ]
@@ -69,21 +70,35 @@ def system_prompt(taxonomy: Sequence[str]) -> str:
     )
 
 
-def snippet(text: str, max_chars: int = SNIPPET_CHARS) -> str:
-    """The start of `text`, cut at a word boundary near `max_chars` and marked when cut."""
-    if len(text) <= max_chars:
-        return text
-    cut = text[:max_chars]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > max_chars // 2 else cut) + " …"
-
-
 @cache
 def _schema(taxonomy: tuple[str, ...]) -> dict[str, Any]:
     """One (never mutated) schema per taxonomy, shared by every request."""
     schema = strict_json_schema(Classification)
     schema["properties"]["label"] = {"type": "string", "enum": list(taxonomy)}
     return schema
+
+
+@cache
+def prompt(taxonomy: tuple[str, ...]) -> StepPrompt:
+    """The classification prompt for one taxonomy: its labels in the instructions and the schema,
+    and an answer with any other label rejected (it gets the repair turn)."""
+
+    def in_taxonomy(answer: Classification) -> None:
+        if answer.label not in taxonomy:
+            raise BadOutput(f"label {answer.label!r} is not in the taxonomy {list(taxonomy)}")
+
+    return StepPrompt(
+        step="classifications",
+        instructions=system_prompt(taxonomy),
+        template="Classify this document.\n\n{extraction}\n\n{document}",
+        schema=_schema(taxonomy),
+        model_cls=Classification,
+        fences={
+            "extraction": Fence(("topics", "entities")),
+            "document": Fence(("text",), max_chars=SNIPPET_CHARS),
+        },
+        check=in_taxonomy,
+    )
 
 
 def build_request(
@@ -96,27 +111,12 @@ def build_request(
     max_tokens: int,
 ) -> Request:
     """The classification call for one document (the snippet is cut to `SNIPPET_CHARS` here too)."""
-    extracted = json.dumps(extraction.model_dump(mode="json"), ensure_ascii=False)
-    content = (
-        "Classify this document.\n\n"
-        + fence("extraction", extracted, id=doc_id)
-        + "\n\n"
-        + fence("document", snippet(text_snippet), id=doc_id)
-    )
-    return structured_request(
-        doc_id,
-        content,
-        system=system_prompt(taxonomy),
-        schema=_schema(tuple(taxonomy)),
-        model=model,
-        max_tokens=max_tokens,
-        step="classifications",
-    )
+    row = {"doc_id": doc_id, **extraction.model_dump(mode="json"), "text": text_snippet}
+    return prompt(tuple(taxonomy)).request(row, model=model, max_tokens=max_tokens)
 
 
 def parse(message: Message, *, taxonomy: Sequence[str]) -> Classification:
     """The validated classification; a label outside `taxonomy` is `BadOutput` naming both."""
     result = parse_structured(message, Classification)
-    if result.label not in taxonomy:
-        raise BadOutput(f"label {result.label!r} is not in the taxonomy {list(taxonomy)}")
+    prompt(tuple(taxonomy)).check(result)  # type: ignore[misc]
     return result

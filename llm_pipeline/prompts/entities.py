@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from anthropic.types import Message
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from llm_pipeline.claude.types import Request
-from llm_pipeline.prompts.fencing import UNTRUSTED_NOTICE, fence
-from llm_pipeline.prompts.structured import parse_structured, strict_json_schema, structured_request
+from llm_pipeline.prompts.fencing import UNTRUSTED_NOTICE
+from llm_pipeline.prompts.step_prompt import Fence, StepPrompt
+from llm_pipeline.prompts.structured import parse_structured
 
-__all__ = ["SYSTEM_PROMPT", "Entity", "EntityType", "Extraction", "build_request", "parse"]
+__all__ = ["PROMPT", "SYSTEM_PROMPT", "Entity", "EntityType", "Extraction", "build_request", "parse"]
 
 EntityType = Literal["person", "organization", "location", "product", "technology", "event", "other"]
 Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
@@ -46,23 +46,19 @@ SYSTEM_PROMPT = (
 )
 
 
-@cache
-def _schema() -> dict[str, Any]:
-    """Built once: 100,000 requests share one (never mutated) schema dict."""
-    return strict_json_schema(Extraction)
+#: The extraction prompt: a module constant, so 100,000 requests share one (never mutated) schema.
+PROMPT = StepPrompt.from_model(
+    Extraction,
+    step="entities",
+    instructions=SYSTEM_PROMPT,
+    template="Extract the topics and entities of this document.\n\n{document}",
+    fences={"document": Fence(("text",))},
+)
 
 
 def build_request(doc_id: str, text: str, *, model: str, max_tokens: int) -> Request:
     """The extraction call for one document; the text goes fenced into the only user turn."""
-    return structured_request(
-        doc_id,
-        "Extract the topics and entities of this document.\n\n" + fence("document", text, id=doc_id),
-        system=SYSTEM_PROMPT,
-        schema=_schema(),
-        model=model,
-        max_tokens=max_tokens,
-        step="entities",
-    )
+    return PROMPT.request({"doc_id": doc_id, "text": text}, model=model, max_tokens=max_tokens)
 
 
 def parse(message: Message) -> Extraction:

@@ -25,6 +25,7 @@ from llm_pipeline.claude.errors import BadOutput, LLMError
 from llm_pipeline.claude.types import Request
 
 __all__ = [
+    "answer_json",
     "answer_text",
     "output_config",
     "parse_structured",
@@ -43,9 +44,10 @@ REPAIR_PROMPT = (
 )
 
 
-def strict_json_schema(model_cls: type[BaseModel]) -> dict[str, Any]:
-    """The strict JSON schema of `model_cls`, as `output_config.format.schema` wants it."""
-    schema = anthropic.transform_schema(model_cls)
+def strict_json_schema(model_cls: type[BaseModel] | Mapping[str, Any]) -> dict[str, Any]:
+    """The strict JSON schema of a pydantic model (or of a JSON Schema), as `output_config.format`
+    wants it."""
+    schema = anthropic.transform_schema(model_cls if isinstance(model_cls, type) else dict(model_cls))
     defs = schema.pop("$defs", {})
     return _strict(schema, defs)
 
@@ -106,6 +108,15 @@ def answer_text(message: Message) -> str | None:
 
 def parse_structured(message: Message, model_cls: type[ModelT]) -> ModelT:
     """The validated answer, or `BadOutput` saying what was wrong with it."""
+    data = answer_json(message)
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        raise BadOutput(f"the answer does not match the schema: {_describe(exc)}") from None
+
+
+def answer_json(message: Message) -> Any:
+    """The answer's JSON value, or `BadOutput` for a refusal, a cut-off, no text or invalid JSON."""
     if message.stop_reason == "refusal":
         details = message.stop_details
         why = (details.explanation or details.category) if details else None
@@ -120,16 +131,12 @@ def parse_structured(message: Message, model_cls: type[ModelT]) -> ModelT:
         kinds = sorted({block.type for block in message.content}) or ["nothing"]
         raise BadOutput(f"the answer has no text block (got {', '.join(kinds)})")
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadOutput(
             f"the answer is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} "
             f"(answer starts {text[:60]!r})"
         ) from None
-    try:
-        return model_cls.model_validate(data)
-    except ValidationError as exc:
-        raise BadOutput(f"the answer does not match the schema: {_describe(exc)}") from None
 
 
 def _describe(exc: ValidationError) -> str:

@@ -40,12 +40,15 @@ __all__ = [
     "LLM_FIELDS",
     "RAW_DOCUMENTS",
     "SCHEMAS",
+    "STANDARD_COLUMNS",
     "STATUSES",
     "allocate_int",
     "allocate_report_call",
     "carried_row",
     "llm_columns",
+    "llm_table",
     "make_row",
+    "own_fields",
     "schema_for",
 ]
 
@@ -88,33 +91,47 @@ _ROW_HEAD = (
 
 _ENTITY = pa.struct([pa.field("name", pa.string()), pa.field("type", pa.string())])
 
-EXTRACTED_ENTITIES = pa.schema(
-    [
-        *_ROW_HEAD,
-        pa.field("topics", pa.list_(pa.string())),
-        pa.field("entities", pa.list_(_ENTITY)),
-        *LLM_FIELDS,
-    ]
+#: Columns of every LLM table besides a step's own output columns (which may not reuse the names).
+STANDARD_COLUMNS: frozenset[str] = frozenset(f.name for f in (*_ROW_HEAD, *LLM_FIELDS))
+
+
+def llm_table(output_fields: Sequence[pa.Field]) -> pa.Schema:
+    """An LLM table: doc_id, status, error, then the step's own columns, then the call columns."""
+    names = [f.name for f in output_fields]
+    clash = sorted(set(names) & STANDARD_COLUMNS)
+    if clash:
+        raise ValueError(
+            f"output columns {clash} collide with the standard columns {sorted(STANDARD_COLUMNS)}"
+        )
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"output columns {twice} are listed more than once")
+    return pa.schema([*_ROW_HEAD, *output_fields, *LLM_FIELDS])
+
+
+def own_fields(schema: pa.Schema) -> tuple[pa.Field, ...]:
+    """An LLM table's own output columns (everything but the standard ones), in table order."""
+    return tuple(f for f in schema if f.name not in STANDARD_COLUMNS)
+
+
+EXTRACTED_ENTITIES = llm_table(
+    [pa.field("topics", pa.list_(pa.string())), pa.field("entities", pa.list_(_ENTITY))]
 )
 
-CLASSIFICATIONS = pa.schema(
+CLASSIFICATIONS = llm_table(
     [
-        *_ROW_HEAD,
         pa.field("label", pa.string()),
         pa.field("confidence", pa.float64()),
         pa.field("rationale", pa.string()),
-        *LLM_FIELDS,
     ]
 )
 
-CORPUS_REPORT = pa.schema(
+CORPUS_REPORT = llm_table(
     [
-        *_ROW_HEAD,
         pa.field("label", pa.string()),
         pa.field("included", pa.bool_(), nullable=False),
         pa.field("headline", pa.string()),
         pa.field("summary", pa.string()),
-        *LLM_FIELDS,
     ]
 )
 

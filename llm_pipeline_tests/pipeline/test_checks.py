@@ -11,8 +11,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from llm_pipeline.definitions import build_checks
 from llm_pipeline.pipeline.assets.documents import raw_documents
-from llm_pipeline.pipeline.checks import build_checks, coverage_verdict, error_rate_verdict, taxonomy_verdict
+from llm_pipeline.pipeline.checks import allowed_values_verdict, coverage_verdict, error_rate_verdict
 from llm_pipeline.pipeline.config import PipelineConfig
 from llm_pipeline.pipeline.io_manager import ParquetIOManager, PartitionTable
 from llm_pipeline.pipeline.partitions import daily_backfill_policy, daily_partitions
@@ -85,16 +86,16 @@ TAXONOMY = ("technical", "business", "research", "other")
         ([("ok", "Technical")], False, 1, 0),  # labels are exact
     ],
 )
-def test_taxonomy_verdict(
+def test_allowed_values_verdict(
     rows: list[tuple[str, str | None]], passed: bool, outside: int, unlabelled: int
 ) -> None:
-    result = taxonomy_verdict(rows, TAXONOMY)
+    result = allowed_values_verdict(rows, TAXONOMY)
     assert result.passed is passed
-    assert (result.metadata["outside_taxonomy"].value, result.metadata["unlabelled_ok_rows"].value) == (
+    assert (result.metadata["outside_allowed"].value, result.metadata["ok_rows_without_value"].value) == (
         outside,
         unlabelled,
     )
-    assert result.metadata["taxonomy"].value == list(TAXONOMY)
+    assert result.metadata["allowed"].value == list(TAXONOMY)
 
 
 # --- the wrappers, in real partitioned runs ------------------------------------------------------
@@ -229,5 +230,5 @@ def test_error_rate_and_taxonomy_checks_fail_with_their_numbers(data_dir: Path) 
     assert rate.metadata["max_error_rate"].value == 0.25
     labels = verdicts[("classifications", "labels_in_taxonomy")]
     assert not labels.passed
-    assert labels.metadata["unknown_labels"].value == {"hacked": 6}
+    assert labels.metadata["unknown_values"].value == {"hacked": 6}
     assert verdicts[("classifications", "every_document_once")].passed

@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from dagster._core.definitions.freshness import CronFreshnessPolicy
 
-from llm_pipeline.definitions import defs
+from llm_pipeline.definitions import build_checks, defs
 from llm_pipeline.pipeline.assets import PIPELINE_GROUP
-from llm_pipeline.pipeline.checks import build_checks
 from llm_pipeline.pipeline.partitions import ANTHROPIC_POOL, daily_backfill_policy, daily_partitions
 
 

@@ -1,7 +1,8 @@
-"""One module per asset; what every pipeline asset is declared with lives here, once.
+"""One module per built-in asset; what every pipeline asset is declared with lives here, once.
 
-Dagster splits a backfill wherever the partitions or backfill policies of a chain differ, so the
-four assets take these from one place rather than four copies that could drift apart.
+Dagster splits a backfill wherever the partitions or backfill policies of a chain differ, so every
+asset (the four built-in ones and any step added in YAML) takes these from one place rather than
+copies that could drift apart.
 """
 
 from collections.abc import Mapping
@@ -11,7 +12,7 @@ from llm_pipeline.pipeline.partitions import ANTHROPIC_POOL, daily_backfill_poli
 
 __all__ = ["LLM_STEP_ASSET", "PIPELINE_ASSET", "PIPELINE_GROUP"]
 
-#: The group of the four pipeline assets; the `daily_pipeline` job selects it.
+#: The group of every pipeline asset; the `daily_pipeline` job (and so the schedule) selects it.
 PIPELINE_GROUP = "llm_pipeline"
 
 #: Keyword arguments of `@dg.asset` shared by every pipeline asset.

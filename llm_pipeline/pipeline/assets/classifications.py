@@ -1,110 +1,41 @@
 """classifications: step 2, one Claude call per document, starting from step 1's extraction.
 
-A document flows: extracted_entities row (+ a short snippet of its raw text) → (not ok upstream:
-carried, rejected stays rejected, failed becomes skipped) → fenced classification request → the call
-stack → validated `Classification` whose label must be in the taxonomy (one repair otherwise) → one
-row, streamed to the partition's staging file. In batch mode the same requests are first prefetched
-through the Message Batches API (`session.prefetch`).
-
-No `from __future__ import annotations`: Dagster reads the annotations below as real types.
+The classifier sees the document's topics and entities (compact, already distilled) and a short
+fenced snippet of its raw text (`prompts/classifications.py`); the label must be in the configured
+taxonomy twice over: the schema sent lists it as an `enum`, and an answer with another label gets
+the repair turn, then an error row, so an injected "hacked" never reaches the table.
+`labels_in_taxonomy` checks the result. The flow itself: the LLM step machine (`pipeline/step.py`).
 """
 
-from collections.abc import Iterator
-from typing import Any
+from __future__ import annotations
 
 import dagster as dg
 
-from llm_pipeline.claude import Request
-from llm_pipeline.pipeline.assets import LLM_STEP_ASSET
-from llm_pipeline.pipeline.assets._llm_step import RowTally, aligned_rows, fail_on_systemic
-from llm_pipeline.pipeline.config import PipelineConfig
-from llm_pipeline.pipeline.io_manager import PartitionTable, StagedTable, staging_writer
-from llm_pipeline.pipeline.resources import ClaudeResource
-from llm_pipeline.prompts import classifications as task
-from llm_pipeline.prompts.answer import call_and_parse
-from llm_pipeline.prompts.entities import Extraction
-from llm_pipeline.warehouse.tables import CLASSIFICATIONS, carried_row, llm_columns, make_row
+from llm_pipeline.pipeline.checks import AllowedValues
+from llm_pipeline.pipeline.step import LLMStep, build_step
+from llm_pipeline.prompts import classifications as prompt
+from llm_pipeline.warehouse.tables import CLASSIFICATIONS, own_fields
 
-__all__ = ["classifications"]
+__all__ = ["CLASSIFICATIONS_STEP", "LABELS_IN_TAXONOMY", "classifications"]
 
-_PREVIEW_COLUMNS = ("doc_id", "status", "label", "confidence", "rationale", "error", "cost_usd")
+LABELS_IN_TAXONOMY = AllowedValues(
+    name="labels_in_taxonomy",
+    column="label",
+    values=lambda settings: settings.taxonomy,
+    description="Every label is one of the configured taxonomy's; no ok row lacks one.",
+)
 
+CLASSIFICATIONS_STEP = LLMStep(
+    name="classifications",
+    description="A taxonomy label and confidence for every document, from its extracted entities.",
+    upstream="extracted_entities",
+    reads=("topics", "entities"),
+    joins={"raw_documents": ("text",)},
+    prompt=lambda settings: prompt.prompt(settings.taxonomy),
+    output_fields=own_fields(CLASSIFICATIONS),
+    max_tokens=lambda settings: settings.classification_max_tokens,
+    checks=(LABELS_IN_TAXONOMY,),
+    metadata=lambda settings: {"taxonomy": dg.MetadataValue.json(list(settings.taxonomy))},
+)
 
-@dg.asset(**LLM_STEP_ASSET)
-async def classifications(
-    context: dg.AssetExecutionContext,
-    claude: ClaudeResource,
-    pipeline_config: PipelineConfig,
-    extracted_entities: PartitionTable,
-    raw_documents: PartitionTable,
-) -> dg.Output[StagedTable]:
-    """A taxonomy label and confidence for every document, from its extracted entities."""
-    settings = pipeline_config.settings()
-    taxonomy = settings.taxonomy
-    tally = RowTally(_PREVIEW_COLUMNS)
-
-    def parse(message: Any) -> task.Classification:
-        return task.parse(message, taxonomy=taxonomy)
-
-    with fail_on_systemic("classifications"), staging_writer(context) as writer:
-        async with claude.session(context, step="classifications") as session:
-
-            def documents() -> Iterator[dict[str, Any]]:
-                return aligned_rows(
-                    extracted_entities,
-                    ("doc_id", "status", "error", "topics", "entities"),
-                    raw_documents,
-                    {"text": "text"},
-                )
-
-            def request_for(document: dict[str, Any]) -> Request | None:
-                """The document's classification call; None when it is not ok (it is carried instead)."""
-                if document["status"] != "ok":
-                    return None
-                return task.build_request(
-                    document["doc_id"],
-                    Extraction(topics=document["topics"], entities=document["entities"]),
-                    document["text"] or "",
-                    taxonomy=taxonomy,
-                    model=session.model,
-                    max_tokens=settings.classification_max_tokens,
-                )
-
-            async def classify(document: dict[str, Any]) -> dict[str, Any]:
-                request = request_for(document)
-                if request is None:
-                    return carried_row(CLASSIFICATIONS, document, upstream_name="extracted_entities")
-                answer = await call_and_parse(session.call, request, parse)
-                columns = llm_columns(answer.records)
-                if answer.value is None:
-                    return make_row(
-                        CLASSIFICATIONS,
-                        doc_id=document["doc_id"],
-                        status="error",
-                        error=str(answer.error),
-                        **columns,
-                    )
-                return make_row(
-                    CLASSIFICATIONS,
-                    doc_id=document["doc_id"],
-                    status="ok",
-                    label=answer.value.label,
-                    confidence=answer.value.confidence,
-                    rationale=answer.value.rationale,
-                    **columns,
-                )
-
-            await session.prefetch(lambda: map(request_for, documents()))
-            async for row in session.map(classify, documents(), total=extracted_entities.num_rows):
-                writer.append(row)
-                tally.add(row)
-        staged = writer.close()
-
-    return dg.Output(
-        staged,
-        metadata={
-            **session.metadata(tally.statuses),
-            "taxonomy": dg.MetadataValue.json(list(taxonomy)),
-            "preview": tally.preview(),
-        },
-    )
+classifications, classifications_checks = build_step(CLASSIFICATIONS_STEP)

@@ -8,9 +8,9 @@ from collections import Counter
 import dagster as dg
 
 from llm_pipeline.pipeline.assets import PIPELINE_ASSET
-from llm_pipeline.pipeline.assets._llm_step import RowTally
 from llm_pipeline.pipeline.config import PipelineConfig
 from llm_pipeline.pipeline.io_manager import StagedTable, staging_writer
+from llm_pipeline.pipeline.step_parts import RowTally
 from llm_pipeline.warehouse.documents import read_documents
 
 __all__ = ["raw_documents"]

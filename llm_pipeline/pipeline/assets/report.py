@@ -15,17 +15,17 @@ from typing import Any
 import dagster as dg
 
 from llm_pipeline.pipeline.assets import LLM_STEP_ASSET
-from llm_pipeline.pipeline.assets._llm_step import (
+from llm_pipeline.pipeline.config import PipelineConfig
+from llm_pipeline.pipeline.io_manager import PartitionTable, StagedTable, staging_writer
+from llm_pipeline.pipeline.partitions import report_freshness
+from llm_pipeline.pipeline.resources import ClaudeResource
+from llm_pipeline.pipeline.step_parts import (
     RowTally,
     aligned_rows,
     arrow_rows,
     fail_on_systemic,
     sorted_table,
 )
-from llm_pipeline.pipeline.config import PipelineConfig
-from llm_pipeline.pipeline.io_manager import PartitionTable, StagedTable, staging_writer
-from llm_pipeline.pipeline.partitions import report_freshness
-from llm_pipeline.pipeline.resources import ClaudeResource
 from llm_pipeline.prompts import report as task
 from llm_pipeline.prompts.answer import call_and_parse
 from llm_pipeline.warehouse.tables import CORPUS_REPORT, allocate_report_call, carried_row, make_row
@@ -101,8 +101,12 @@ def _documents(classifications: PartitionTable, extracted_entities: PartitionTab
     return aligned_rows(
         classifications,
         ("doc_id", "status", "error", "label", "confidence", "rationale", *_CALL_COLUMNS),
-        extracted_entities,
-        {"topics": "topics", "entities": "entities", **{c: f"entities_{c}" for c in _CALL_COLUMNS}},
+        [
+            (
+                extracted_entities,
+                {"topics": "topics", "entities": "entities", **{c: f"entities_{c}" for c in _CALL_COLUMNS}},
+            )
+        ],
     )
 
 

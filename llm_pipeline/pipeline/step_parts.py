@@ -1,4 +1,5 @@
-"""What the three LLM assets share: row tallies with a preview, and failing fast on systemic errors."""
+"""The pieces every step is built from: reading upstream partitions, row tallies with a preview, and
+failing fast on systemic errors (the LLM step machine, corpus_report and raw_documents use them)."""
 
 from __future__ import annotations
 
@@ -74,23 +75,23 @@ def _advice(step: str, error: LLMError) -> str:
 def aligned_rows(
     primary: PartitionTable,
     primary_columns: Sequence[str],
-    other: PartitionTable,
-    other_columns: Mapping[str, str],
+    others: Sequence[tuple[PartitionTable, Mapping[str, str]]],
 ) -> Iterator[dict[str, Any]]:
-    """Rows of `primary` in `doc_id` order, each with `other`'s columns for the same `doc_id`.
+    """Rows of `primary` in `doc_id` order, each with the columns of `others` for the same `doc_id`.
 
     Tables are written in completion order, which differs between runs; reading in `doc_id` order
     makes what a step derives from them (the report's request above all) the same on every run, so
-    the ledger recognises a re-run and it is not paid for twice. `other_columns` maps a column of
-    `other` to its name in the result (None where `other` has no such document). Rows are matched
+    the ledger recognises a re-run and it is not paid for twice. Each of `others` maps a column of
+    that table to its name in the result (None where it has no such document). Rows are matched
     by index (`index_in` + `take`) rather than a hash join, which Arrow refuses for list-typed
     columns; both sides stay in Arrow's compact memory and rows are materialised a batch at a time.
     """
     left = sorted_table(primary, primary_columns)
-    right = pq.read_table(other.path, columns=["doc_id", *other_columns])
-    matched = right.take(pc.index_in(left["doc_id"], value_set=right["doc_id"]))
-    for column, name in other_columns.items():
-        left = left.append_column(name, matched[column])
+    for other, columns in others:
+        right = pq.read_table(other.path, columns=["doc_id", *columns])
+        matched = right.take(pc.index_in(left["doc_id"], value_set=right["doc_id"]))
+        for column, name in columns.items():
+            left = left.append_column(name, matched[column])
     yield from arrow_rows(left)
 
 
