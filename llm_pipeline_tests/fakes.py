@@ -28,6 +28,7 @@ class FakeClock:
 
     def __init__(self, start: float = 1_000_000.0) -> None:
         self._now = start
+        self._wall_offset = 0.0
         self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         #: Every requested sleep, in call order (like tenacity's `sleep=intervals.append`).
@@ -35,6 +36,14 @@ class FakeClock:
 
     def now(self) -> float:
         return self._now
+
+    def wall(self) -> float:
+        """The epoch reading: virtual time plus any `step_wall` (an NTP step moves only this)."""
+        return self._now + self._wall_offset
+
+    def step_wall(self, seconds: float) -> None:
+        """Move the wall clock alone, as NTP does; `now()` and the sleepers are unaffected."""
+        self._wall_offset += seconds
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
