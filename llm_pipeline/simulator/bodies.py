@@ -32,9 +32,7 @@ def bad_body(
     all_headers = {**headers, "request-id": request_id}
     if kind == "truncated_body":
         body = dumps(message)
-        return web.Response(
-            body=body[: len(body) // 2], headers=all_headers, content_type="application/json"
-        )
+        return web.Response(body=body[: len(body) // 2], headers=all_headers, content_type="application/json")
     if kind == "html_body":
         return web.Response(text=_HTML, headers=all_headers, content_type="text/html")
     if kind == "unknown_block":
