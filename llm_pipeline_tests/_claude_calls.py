@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from llm_pipeline.claude import CallRecord, ClaudeSettings, Request, Runner, open_client
@@ -33,6 +34,20 @@ def request(
             "messages": [{"role": "user", "content": f'<document id="{prefix}-{i}">{text}</document>'}],
         },
     )
+
+
+async def until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Poll `predicate` (e.g. the simulator's counters) until it holds; fail after `timeout_s`."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def wire_full(sim: Any) -> bool:
+    """Some answers paid, and 8 requests on the wire right now: the moment to pull a plug."""
+    stats = sim.control.stats()
+    return stats["successes"] >= 8 and stats["in_flight"] == 8
 
 
 def settings(base_url: str, **overrides: Any) -> ClaudeSettings:

@@ -113,26 +113,28 @@ class SqliteLedgerStore:
         try:
             self._write_all([e for e, _ in batch])
         except sqlite3.Error as exc:
-            if self._retry_later(batch, exc):
-                return
-            self._settle(batch, exc)
+            outcome = self._retry_later(batch, exc)
+            if outcome is not None:
+                self._settle(batch, outcome)
             return
         self.commits += 1
         self._busy_since, self._busy_wait = None, _FIRST_COMMIT_WAIT_S
         self._settle(batch, None)
 
-    def _retry_later(self, batch: _Batch, error: sqlite3.Error) -> bool:
+    def _retry_later(self, batch: _Batch, error: sqlite3.Error) -> sqlite3.Error | None:
+        """Requeue the batch for a later try (None), or the error to fail its writers with."""
         if not (isinstance(error, sqlite3.OperationalError) and is_busy(error)):
-            return False
+            return error
         loop = asyncio.get_running_loop()
         self._busy_since = self._busy_since if self._busy_since is not None else loop.time()
-        if loop.time() - self._busy_since >= self._patience.timeout_s:
+        waited = loop.time() - self._busy_since
+        if waited >= self._patience.timeout_s:
             self._busy_since, self._busy_wait = None, _FIRST_COMMIT_WAIT_S
-            return False
+            return sqlite3.OperationalError(f"{error} (still locked after {waited:.1f} s)")
         self._queue = batch + self._queue
         loop.call_later(self._busy_wait, self.commit)
         self._busy_wait = min(2 * self._busy_wait, _MAX_COMMIT_WAIT_S)
-        return True
+        return None
 
     @staticmethod
     def _settle(batch: _Batch, error: BaseException | None) -> None:
