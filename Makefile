@@ -26,7 +26,7 @@ install: $(TOOLS)/.uv-$(UV_VERSION)
 
 # Before anything slow: finds redis-server and chromium, installs them as root, else says how.
 test-deps:
-	$(PYTHON) llm_pipeline_tests/system_deps.py --install
+	$(PYTHON) llm_pipeline_tests/fixtures/system_deps.py --install
 
 demo: install
 	$(BIN)/llm-pipeline demo
@@ -51,7 +51,7 @@ bench: install
 	$(BIN)/python -m benchmarks
 
 data: install
-	$(BIN)/python -m llm_pipeline.sample_data
+	$(BIN)/python -m llm_pipeline.tools.sample_data
 
 clean:
 	rm -rf $(VENV) $(TOOLS) data/warehouse .llm_state .pytest_cache .ruff_cache

@@ -12,8 +12,8 @@ import json
 from datetime import date
 
 from llm_pipeline.claude import Request
-from llm_pipeline.sample_data import generate_day
-from llm_pipeline.tasks import entities
+from llm_pipeline.prompts import entities
+from llm_pipeline.tools.sample_data import generate_day
 
 __all__ = ["MODEL", "documents", "extraction_requests", "short_requests"]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llm_pipeline.simulator import Simulator, SimulatorConfig, SimulatorProcess
-from llm_pipeline_tests._servers import run_redis_server
+from llm_pipeline_tests.fixtures.servers import run_redis_server
 
 __all__ = [
     "PACKAGES",

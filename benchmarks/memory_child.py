@@ -20,11 +20,11 @@ from collections.abc import Sequence
 import dagster as dg
 import pyarrow.parquet as pq
 
-from llm_pipeline.assets.documents import raw_documents
-from llm_pipeline.assets.entities import extracted_entities
-from llm_pipeline.config import PipelineConfig
-from llm_pipeline.io_managers import ParquetIOManager
-from llm_pipeline.resources import ClaudeResource
+from llm_pipeline.pipeline.assets.documents import raw_documents
+from llm_pipeline.pipeline.assets.entities import extracted_entities
+from llm_pipeline.pipeline.config import PipelineConfig
+from llm_pipeline.pipeline.io_manager import ParquetIOManager
+from llm_pipeline.pipeline.resources import ClaudeResource
 
 __all__ = ["main"]
 

@@ -1,6 +1,6 @@
 """A backfill of several days in parallel processes against one rate limit, with and without sharing.
 
-The scenario of `llm_pipeline_tests/test_parallel_backfill.py` (issue 6), without its assertions and
+The scenario of `llm_pipeline_tests/pipeline/test_parallel_backfill.py` (issue 6), without its assertions and
 with its sizes as options: a real asset backfill through `dagster-daemon`, one OS process per day,
 one spawned simulator whose request limit equals the runs' limit. For each `LLM_PIPELINE_STATE`
 it prints one JSON line with what the simulator saw: attempts, 429s from its limiter, the busy
@@ -30,8 +30,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the harness lives with the tests, which are not installed
 
 from llm_pipeline.definitions import defs  # noqa: E402
-from llm_pipeline_tests._backfill import BackfillScenario, run_backfill  # noqa: E402
-from llm_pipeline_tests._servers import run_redis_server  # noqa: E402
+from llm_pipeline_tests.fixtures.backfill import BackfillScenario, run_backfill  # noqa: E402
+from llm_pipeline_tests.fixtures.servers import run_redis_server  # noqa: E402
 
 
 def _redis_server(stack: contextlib.ExitStack, workdir: Path) -> str:

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import REPO, ScenarioResult, Target, log, simulator
-from llm_pipeline.sample_data import write_day
 from llm_pipeline.simulator import SimulatorConfig
+from llm_pipeline.tools.sample_data import write_day
 
 __all__ = ["SIZES", "run_memory"]
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 pytest_plugins = [
-    "llm_pipeline_tests._fixtures.pipeline",
-    "llm_pipeline_tests._fixtures.redis",
-    "llm_pipeline_tests._fixtures.simulator",
+    "llm_pipeline_tests.fixtures.pipeline",
+    "llm_pipeline_tests.fixtures.redis",
+    "llm_pipeline_tests.fixtures.simulator",
 ]
 
 #: Variables the project reads; a developer's shell must not leak them into tests.

@@ -32,8 +32,8 @@ from dagster_k8s import K8sRunLauncher
 from dagster_k8s.job import DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
 from dagster_k8s.models import k8s_model_from_dict, k8s_snake_case_dict
 
-from llm_pipeline.config import PipelineConfig
-from llm_pipeline.resources import ClaudeResource
+from llm_pipeline.pipeline.config import PipelineConfig
+from llm_pipeline.pipeline.resources import ClaudeResource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = REPO_ROOT / "deploy"

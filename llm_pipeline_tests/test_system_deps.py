@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_pipeline_tests import system_deps
-from llm_pipeline_tests.system_deps import CHROMIUM, REDIS_SERVER, REQUIREMENTS, find, plan
+from llm_pipeline_tests.fixtures import system_deps
+from llm_pipeline_tests.fixtures.system_deps import CHROMIUM, REDIS_SERVER, REQUIREMENTS, find, plan
 
 SCRIPT = Path(system_deps.__file__)
 #: Debian's own interpreter, readable by an unprivileged user (the project's may live under /root).
@@ -107,7 +107,7 @@ def test_an_unprivileged_user_is_told_the_exact_command_within_seconds() -> None
 
 
 def test_the_script_runs_on_the_standard_library_alone() -> None:
-    """It runs before the virtualenv exists: `python3.11 llm_pipeline_tests/system_deps.py`."""
+    """It runs before the virtualenv exists: `python3.11 llm_pipeline_tests/fixtures/system_deps.py`."""
     result = subprocess.run(
         [sys.executable, "-S", "-I", str(SCRIPT)], capture_output=True, text=True, timeout=60, check=False
     )

@@ -1,6 +1,6 @@
 """The async call stack: runner → client → limiter, retry, breaker, ledger, metrics.
 
-Imports nothing from Dagster; the Dagster layer (`llm_pipeline.resources`) is its only user there.
+Imports nothing from Dagster; the Dagster layer (`llm_pipeline.pipeline.resources`) is its only user there.
 The public surface is below; every other module is an internal detail.
 """
 

@@ -55,7 +55,6 @@ from llm_pipeline.claude.limiter import Limiter, Reservation, estimate_input_tok
 from llm_pipeline.claude.metrics import CallRecord, RecordSink
 from llm_pipeline.claude.pricing import cost
 from llm_pipeline.claude.retry import RetryPolicy
-from llm_pipeline.claude.runner import ProgressSink, Runner
 from llm_pipeline.claude.sdk_errors import map_sdk_errors
 from llm_pipeline.claude.settings import ClaudeSettings
 from llm_pipeline.claude.spool import Spool
@@ -422,15 +421,6 @@ class Client:
         with contextlib.suppress(StateStoreError), map_state_errors(self._location):
             for limiter in self._limiters.values():
                 await limiter.flush()
-
-    def runner(self, *, on_progress: ProgressSink | None = None, progress_every_s: float = 5.0) -> Runner:
-        """A `Runner` sized to `settings.max_concurrency`, for fanning this client out."""
-        return Runner(
-            self.settings.max_concurrency,
-            on_progress=on_progress,
-            progress_every_s=progress_every_s,
-            clock=self._clock,
-        )
 
     def __repr__(self) -> str:
         return (

@@ -22,9 +22,8 @@ from typing import Any
 
 import pytest
 
-from llm_pipeline.process_group import ProcessGroup
-from llm_pipeline.ui import REPO_ROOT
-from llm_pipeline_tests._servers import free_port, tail, wait_until_serving
+from llm_pipeline.tools.process_group import ProcessGroup
+from llm_pipeline.tools.ui import REPO_ROOT
 from llm_pipeline_tests.e2e.graphql import (
     BACKFILL_STATUS,
     LAUNCH_BACKFILL,
@@ -32,6 +31,7 @@ from llm_pipeline_tests.e2e.graphql import (
     backfill_params,
     expect_type,
 )
+from llm_pipeline_tests.fixtures.servers import free_port, tail, wait_until_serving
 
 #: The four assets of the chain, upstream first.
 ASSETS = ["raw_documents", "extracted_entities", "classifications", "corpus_report"]

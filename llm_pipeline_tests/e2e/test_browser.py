@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import FloatRect, Locator, Page, expect, sync_playwright
 
 from llm_pipeline_tests.e2e.conftest import ARTIFACTS, ASSETS, PARTITIONS, Webserver
-from llm_pipeline_tests.system_deps import CHROMIUM, find
+from llm_pipeline_tests.fixtures.system_deps import CHROMIUM, find
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

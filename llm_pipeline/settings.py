@@ -1,0 +1,113 @@
+"""Every setting is "resource config, else environment variable, else default", resolved here.
+
+ARCHITECTURE §2: each setting is an environment variable read when a run launches and also a field
+of a resource; config wins over the environment. `setting` is that rule, once, with one kind of
+error (`SettingError`, naming the variable and the value); the Dagster resources call it for each
+field, and the tools (`llm-pipeline ledger`, the demo) call it without loading Dagster. The
+environment is read when `setting` is called, never at import.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "REDIS_SCHEMES",
+    "SettingError",
+    "integer",
+    "labels",
+    "number",
+    "resolve_data_dir",
+    "resolve_state",
+    "setting",
+    "word",
+]
+
+T = TypeVar("T")
+D = TypeVar("D")
+
+DATA_DIR_ENV = "LLM_PIPELINE_DATA_DIR"
+DEFAULT_DATA_DIR = "data"
+STATE_ENV = "LLM_PIPELINE_STATE"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+class SettingError(ValueError):
+    """A setting's value cannot be used; the message names where it came from and what it was."""
+
+
+def integer(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("is not an integer") from None
+
+
+def number(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError("is not a number") from None
+
+
+def word(raw: str) -> str:
+    """A choice such as a mode or a backend: case and surrounding space do not matter."""
+    return raw.strip().lower()
+
+
+def labels(raw: str) -> list[str]:
+    """A comma-separated list, each item stripped (empty items are kept, so validation sees them)."""
+    return [item.strip() for item in raw.split(",")]
+
+
+def setting(configured: T | str | None, env: str, parse: Callable[[str], T], default: D) -> T | D:
+    """`configured` when set; else `$env` parsed, when set and not blank; else `default`.
+
+    Text, from config or the environment, goes through `parse` alike (a blank one counts as unset);
+    a value `parse` refuses raises `SettingError` naming the variable and the value.
+    """
+    if isinstance(configured, str):
+        if configured.strip():
+            return _parsed(parse, configured, f"{env} (resource config)")
+    elif configured is not None:
+        return configured
+    raw = os.environ.get(env)
+    if raw is None or not raw.strip():
+        return default
+    return _parsed(parse, raw, env)
+
+
+def _parsed(parse: Callable[[str], T], raw: str, source: str) -> T:
+    try:
+        return parse(raw.strip())
+    except ValueError as exc:
+        raise SettingError(f"{source}={raw!r} {exc}") from None
+
+
+def resolve_data_dir(configured: str | None = None) -> Path:
+    """The data root: `configured`, else `$LLM_PIPELINE_DATA_DIR`, else `data`.
+
+    The input reader and the IO manager both resolve through here, so they always agree.
+    """
+    return Path(setting(configured, DATA_DIR_ENV, str, DEFAULT_DATA_DIR))
+
+
+def resolve_state(configured: str | None = None) -> str | None:
+    """Config, else `$LLM_PIPELINE_STATE`, else `$DAGSTER_HOME`, else `.llm_state` (read now).
+
+    `memory` means this process only (None: nothing shared); a `redis://` URL is returned as is;
+    a directory is made absolute and created, so every process of a run agrees on it.
+    """
+    value = setting(configured, STATE_ENV, str, None)
+    if value == "memory":
+        return None
+    value = value or setting(None, "DAGSTER_HOME", str, ".llm_state")
+    if value.startswith(REDIS_SCHEMES):
+        return value
+    path = Path(value).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)

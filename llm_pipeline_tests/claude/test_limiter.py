@@ -1,0 +1,440 @@
+"""Pins the limiter's arithmetic with a virtual clock (memory backend): burst, steady rate,
+weights, FIFO, cancellation, settle, cool-down and header observation."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from llm_pipeline.claude.errors import BadRequest, RateLimited
+from llm_pipeline.claude.limiter import Limiter, Reservation, default_safety_margin, estimate_input_tokens
+from llm_pipeline.claude.state.memory import MemoryBackend
+from llm_pipeline_tests.fixtures.fake_clock import FakeClock
+
+T0 = 1_000_000.0
+HUGE = 1e12
+
+
+def make_limiter(
+    clock: FakeClock,
+    *,
+    rpm: float = HUGE,
+    itpm: float = HUGE,
+    otpm: float = HUGE,
+    burst: float = 5.0,
+    margin: float = 0.0,
+    backend: MemoryBackend | None = None,
+) -> Limiter:
+    """A limiter on `backend` (a fresh one by default; pass one to share or inspect the state)."""
+    if backend is None:
+        backend = MemoryBackend(clock.now)
+    return Limiter(
+        "m",
+        backend.limiter,
+        rpm=rpm,
+        itpm=itpm,
+        otpm=otpm,
+        burst_seconds=burst,
+        clock=clock,
+        safety_margin_s=margin,
+    )
+
+
+async def start_all(limiter: Limiter, clock: FakeClock, weights: list[tuple[int, int]]) -> tuple[list, list]:
+    """Start one task per request (in order) and record (index, release time) as they pass."""
+    released: list[tuple[int, float]] = []
+
+    async def one(i: int, tokens_in: int, tokens_out: int) -> None:
+        await limiter.reserve(tokens_in, tokens_out)
+        released.append((i, clock.now()))
+
+    tasks = [asyncio.create_task(one(i, a, b)) for i, (a, b) in enumerate(weights)]
+    await clock.advance(0)
+    return tasks, released
+
+
+async def test_burst_then_steady_rate_exact_release_times() -> None:
+    """50/s with a 5 s burst: 250 go at once, then one every 20 ms (aiolimiter's MockLoopTime style)."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=50 * 60, burst=5.0)
+    tasks, released = await start_all(limiter, clock, [(0, 0)] * 300)
+    assert len(released) == 250
+    await clock.advance(0.501)
+    assert len(released) == 275
+    await clock.advance(0.5)
+    assert len(released) == 300
+    await asyncio.gather(*tasks)
+    times = [t for _, t in released]
+    assert times[:250] == [T0] * 250
+    assert times[250:] == pytest.approx([T0 + 0.02 * k for k in range(1, 51)], abs=1e-6)
+    assert [i for i, _ in released] == list(range(300)), "release order must be arrival order"
+
+
+async def test_steady_rate_after_idle_refills_bucket() -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=60, burst=3.0)  # 1/s, bucket of 3
+    _, released = await start_all(limiter, clock, [(0, 0)] * 3)
+    assert len(released) == 3
+    await clock.advance(2.0)  # two requests' worth refills
+    _, again = await start_all(limiter, clock, [(0, 0)] * 3)
+    assert len(again) == 2
+    await clock.advance(1.0)
+    assert len(again) == 3
+
+
+@pytest.mark.parametrize(
+    ("limits", "weights", "expected_offsets"),
+    [
+        # input tokens bind: 100 tokens/s, 10 s burst = 1,000 tokens; 300 each -> 3 now, then every 3 s
+        ({"itpm": 6_000}, [(300, 1)] * 5, [0, 0, 0, 2, 5]),
+        # output tokens (booked at max_tokens) bind: 10/s, 10 s burst = 100
+        ({"otpm": 600}, [(1, 60), (1, 60), (1, 30)], [0, 2, 5]),
+        # requests bind while tokens are plentiful: 1/s, burst 10 s
+        ({"rpm": 60, "itpm": 60_000}, [(10, 1)] * 12, [0] * 10 + [1, 2]),
+        # all three at once: the slowest rate decides, all are booked at the same start
+        ({"rpm": 60, "itpm": 600, "otpm": 600}, [(50, 50), (50, 50), (100, 10)], [0, 0, 10]),
+    ],
+)
+async def test_weighted_bookings(limits: dict, weights: list, expected_offsets: list) -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, burst=10.0, **limits)
+    tasks, released = await start_all(limiter, clock, weights)
+    await clock.advance(max(expected_offsets) + 1)
+    await asyncio.gather(*tasks)
+    assert [t - T0 for _, t in released] == pytest.approx(expected_offsets, abs=1e-9)
+
+
+async def test_a_reservation_says_whether_its_caller_had_to_wait() -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=60, burst=1.0)  # one per second
+    first = await limiter.reserve(0, 0)
+    second = asyncio.create_task(limiter.reserve(0, 0))
+    await clock.advance(1.0)
+    assert (first.queued, (await second).queued) == (False, True)
+
+
+async def test_fifo_small_request_does_not_overtake_big_one() -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, itpm=6_000, burst=10.0)  # 100 tokens/s, 1,000 bucket
+    tasks, released = await start_all(limiter, clock, [(900, 1), (900, 1), (10, 1)])
+    await clock.advance(20)
+    await asyncio.gather(*tasks)
+    assert [i for i, _ in released] == [0, 1, 2]
+    assert [t - T0 for _, t in released] == pytest.approx([0, 8, 8.1])
+
+
+async def test_task_cancelled_gives_its_booking_back() -> None:
+    """A cancelled waiter's slot goes to the next caller (aiolimiter's test_task_cancelled)."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=60, burst=1.0)  # one per second, no burst beyond one
+    first = asyncio.create_task(limiter.reserve(0, 0))
+    waiting = asyncio.create_task(limiter.reserve(0, 0))
+    await clock.advance(0)
+    assert first.done()
+    assert not waiting.done()
+    assert "waiters=1" in repr(limiter)
+    waiting.cancel()
+    await clock.advance(0)
+    assert waiting.cancelled()
+    assert "waiters=0" in repr(limiter)
+    newcomer = asyncio.create_task(limiter.reserve(0, 0))
+    await clock.advance(1.0)
+    assert newcomer.done(), "the newcomer takes the cancelled waiter's slot at +1 s, not +2 s"
+
+
+async def test_cancelled_waiter_in_the_middle_never_double_books() -> None:
+    """The third caller, not yet booked (beyond the 1 s horizon), moves up into the freed slot."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=60, burst=1.0)
+    tasks, released = await start_all(limiter, clock, [(0, 0)] * 3)  # due at +0, +1, +2
+    tasks[1].cancel()
+    late = asyncio.create_task(limiter.reserve(0, 0))
+    await clock.advance(10)
+    await late
+    starts = sorted(t - T0 for _, t in released)
+    assert starts == pytest.approx([0, 1])  # first, then the third in the cancelled one's slot
+    assert all(b - a >= 1 - 1e-9 for a, b in itertools.pairwise(starts)), "two requests shared one slot"
+
+
+def test_request_bigger_than_a_bucket_raises_clearly() -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, otpm=600, burst=10.0)  # 100 output tokens fit
+    with pytest.raises(BadRequest, match=r"output_tokens.*holds only 100"):
+        asyncio.run(limiter.reserve(10, 101))
+
+
+async def test_settle_gives_unused_output_back() -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, otpm=600, burst=10.0)  # 10 tokens/s, bucket 100
+    booked = await limiter.reserve(0, 100)
+    await limiter.settle(booked, 0, 20)  # 80 unused tokens = 8 s of rate back
+    nxt = asyncio.create_task(limiter.reserve(0, 100))
+    await clock.advance(2.0)
+    assert nxt.done(), "only the 20 used tokens (2 s) should delay the next full-size request"
+
+
+async def test_give_backs_reach_callers_already_queued() -> None:
+    """Regression: every queued caller used to book max_tokens on arrival, minutes ahead, so the
+    unused tokens given back by `settle` could never reach them and throughput followed
+    max_tokens (here 50) instead of the tokens really used (5): 20 calls took ~100 s, not ~10 s."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, otpm=600, burst=10.0)  # 10 output tokens/s
+
+    async def call() -> float:
+        booked = await limiter.reserve(0, 50)
+        released = clock.now()
+        await limiter.settle(booked, 0, 5)
+        return released - T0
+
+    calls = [asyncio.create_task(call()) for _ in range(20)]
+    for _ in range(300):  # 30 s of virtual time in 0.1 s steps
+        await clock.advance(0.1)
+    assert all(task.done() for task in calls), "give-backs did not reach the queued callers"
+    releases = sorted(task.result() for task in calls)
+    assert releases[-1] <= 15.0  # 20 x 5 tokens at 10/s is 10 s, plus the bucket's first fill
+    assert releases == sorted(releases)  # and FIFO still holds
+
+
+async def test_settle_charges_an_underestimate() -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, itpm=600, burst=10.0)  # 10 tokens/s, bucket 100
+    booked = await limiter.reserve(10, 0)
+    await limiter.settle(booked, 60, 0)  # 60 used: 40 left, the next 50 waits 1 s
+    nxt = asyncio.create_task(limiter.reserve(50, 0))
+    await clock.advance(0.99)
+    assert not nxt.done()
+    await clock.advance(0.01)
+    assert nxt.done()
+
+
+async def test_a_give_back_is_held_until_the_next_booking_applies_it() -> None:
+    """No shared-state write of its own: the next booking's transaction carries the give-back."""
+    clock = FakeClock(T0)
+    backend = MemoryBackend(clock.now)
+    limiter = make_limiter(clock, otpm=600, burst=10.0, backend=backend)
+    booked = await limiter.reserve(0, 100)
+    full = (await backend.limiter.peek("m")).backlogs
+    await limiter.settle(booked, 0, 20)
+    assert limiter.credit == pytest.approx((0.0, 0.0, -8.0))
+    assert (await backend.limiter.peek("m")).backlogs == full, "nothing written yet"
+    await limiter.reserve(0, 20)
+    assert limiter.credit == (0.0, 0.0, 0.0)
+    assert (await backend.limiter.peek("m")).backlogs[2] == pytest.approx(4.0), "20 + 20 tokens = 4 s"
+
+
+async def test_a_charge_is_booked_at_once() -> None:
+    clock = FakeClock(T0)
+    backend = MemoryBackend(clock.now)
+    limiter = make_limiter(clock, itpm=600, otpm=600, burst=10.0, backend=backend)
+    booked = await limiter.reserve(10, 50)
+    await limiter.settle(booked, 60, 20)  # 50 more input tokens (a charge), 30 output back (held)
+    backlogs = (await backend.limiter.peek("m")).backlogs
+    assert backlogs[1] == pytest.approx(6.0), "the charge is in the shared state now"
+    assert backlogs[2] == pytest.approx(5.0), "the give-back is not"
+    assert limiter.credit == pytest.approx((0.0, 0.0, -3.0))
+
+
+async def test_flush_hands_held_give_backs_to_every_other_user_of_the_state() -> None:
+    clock = FakeClock(T0)
+    backend = MemoryBackend(clock.now)
+
+    def limiter() -> Limiter:
+        return make_limiter(clock, otpm=600, burst=10.0, backend=backend)
+
+    ours, theirs = limiter(), limiter()  # two stacks (processes) sharing one state
+    booked = await ours.reserve(0, 100)
+    await ours.settle(booked, 0, 0)
+    late = asyncio.create_task(theirs.reserve(0, 100))
+    await clock.advance(0)
+    assert not late.done(), "the give-back is still held by the other stack"
+    late.cancel()
+    await clock.advance(0)
+    await ours.flush()
+    assert ours.credit == (0.0, 0.0, 0.0)
+    assert (await theirs.reserve(0, 100)).waited_s == 0.0
+
+
+async def test_give_back_cannot_pull_room_from_under_a_queued_caller() -> None:
+    """Regression: a give-back credited 'before' a queued booking let the next caller start with it."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, otpm=6_000, burst=10.0)  # 100/s, bucket 1,000
+    first = await limiter.reserve(0, 1000)
+    queued = asyncio.create_task(limiter.reserve(0, 1000))  # starts at +10
+    await clock.advance(1.0)
+    await limiter.settle(first, 0, 100)
+    third = asyncio.create_task(limiter.reserve(0, 1000))
+    await clock.advance(9.0)
+    assert queued.done()
+    assert not third.done()
+    await clock.advance(10.0)
+    assert third.done()
+
+
+async def test_cool_down_pauses_everyone_once_and_keeps_spacing() -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=600, burst=1.0)  # 10/s, bucket of 10
+    tasks, released = await start_all(limiter, clock, [(0, 0)] * 12)  # 10 now, then +0.1, +0.2
+    assert len(released) == 10
+    await limiter.cool_down(T0 + 3.0)
+    await clock.advance(2.99)
+    assert len(released) == 10, "nobody may start during the cool-down"
+    await clock.advance(0.22)
+    assert [round(t - T0, 6) for _, t in released[10:]] == [3.1, 3.2], "queued callers keep their spacing"
+    fresh = asyncio.create_task(limiter.reserve(0, 0))
+    await clock.advance(0)
+    assert not fresh.done(), "the bucket refills from empty during the pause, no fresh burst"
+    await asyncio.gather(*tasks)
+
+
+async def test_cool_down_holds_everyone_but_leaves_the_buckets_level_alone() -> None:
+    """The pause itself says nothing about the buckets (a limiter 429's headers do, via observe)."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=600, burst=1.0)  # 10/s, bucket of 10
+    tasks, released = await start_all(limiter, clock, [(0, 0)] * 4)
+    await asyncio.gather(*tasks)
+    await limiter.cool_down(T0 + 2.0)
+    tasks, released = await start_all(limiter, clock, [(0, 0)] * 6)
+    await clock.advance(1.99)
+    assert released == []
+    await clock.advance(0.01)
+    assert len(released) == 6, "the 6 requests of room left before the pause are still there after it"
+    await asyncio.gather(*tasks)
+
+
+async def test_cool_down_after_a_report_of_an_empty_bucket_empties_all_and_pushes_back() -> None:
+    """A limiter 429 (its headers say: empty) is no fresh burst when the pause ends, even with
+    nothing queued: several stacks that each believe they own the limit must not all burst."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=600, burst=1.0)  # 10/s, bucket of 10
+    tasks, released = await start_all(limiter, clock, [(0, 0)] * 4)
+    await asyncio.gather(*tasks)
+    await limiter.observe({"anthropic-ratelimit-requests-remaining": "0"})
+    await limiter.cool_down(T0 + 2.0)
+    tasks, released = await start_all(limiter, clock, [(0, 0)] * 3)
+    await clock.advance(2.0)
+    assert released == [], "the bucket counts as empty from the 429, and the pause refilled nothing"
+    await clock.advance(0.1)
+    assert len(released) == 1
+    await clock.advance(0.2)
+    await asyncio.gather(*tasks)
+
+
+@pytest.mark.parametrize(
+    ("observed", "seconds_later", "limits", "shared"),
+    [
+        (None, 0.0, {}, True),  # no response reported anything: assume the account is out
+        ({"anthropic-ratelimit-requests-remaining": "7"}, 0.5, {}, False),  # room, lately: a stray 429
+        ({"anthropic-ratelimit-requests-remaining": "7"}, 1.5, {}, True),  # that news is stale
+        ({"anthropic-ratelimit-requests-remaining": "0"}, 0.1, {}, True),  # the server said: empty
+        (
+            {
+                "anthropic-ratelimit-requests-remaining": "7",
+                "anthropic-ratelimit-input-tokens-remaining": "0",
+            },
+            0.1,
+            {},
+            True,
+        ),
+        ({"content-type": "application/json"}, 0.1, {}, True),  # no rate-limit headers: no news
+        (
+            {"anthropic-ratelimit-requests-remaining": "7"},
+            0.1,
+            {"anthropic-ratelimit-requests-remaining": "0"},
+            True,
+        ),  # the server's limiter itself sent the 429
+    ],
+)
+async def test_which_429s_pause_everyone(
+    observed: dict | None, seconds_later: float, limits: dict, shared: bool
+) -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=600, burst=10.0)
+    if observed is not None:
+        await limiter.observe(observed)
+    await clock.advance(seconds_later)
+    error = RateLimited("429", retry_after=1.0, status_code=429, limits=limits)
+    assert limiter.shares_429(error) is shared
+
+
+async def test_observe_moves_forward_when_server_has_less_room() -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=60, burst=10.0)  # 1/s, bucket 10
+    await limiter.observe({"anthropic-ratelimit-requests-remaining": "10"})
+    fast = asyncio.create_task(limiter.reserve(0, 0))
+    await clock.advance(0)
+    assert fast.done(), "headers that agree with us change nothing"
+    await limiter.observe({"anthropic-ratelimit-requests-remaining": "0"})
+    slow = asyncio.create_task(limiter.reserve(0, 0))
+    await clock.advance(0.99)
+    assert not slow.done()
+    await clock.advance(0.01)
+    assert slow.done()
+
+
+async def test_observe_ignores_token_rounding() -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, itpm=60_000, burst=10.0)  # bucket 10,000 tokens
+    await limiter.observe({"anthropic-ratelimit-input-tokens-remaining": "9600"})
+    task = asyncio.create_task(limiter.reserve(10_000 - 16, 0))
+    await clock.advance(0)
+    assert task.done()
+
+
+def test_default_margin_and_capacities() -> None:
+    assert default_safety_margin(5.0) == pytest.approx(0.5)
+    assert default_safety_margin(60.0) == 1.0
+    clock = FakeClock(T0)
+    backend = MemoryBackend(clock.now)
+    limiter = Limiter("m", backend.limiter, rpm=600, itpm=60_000, otpm=6_000, burst_seconds=5.0, clock=clock)
+    assert limiter.capacities == pytest.approx((45.0, 4_500.0, 450.0))
+
+
+async def test_repr_shows_levels_waiters_and_next_release() -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=60, burst=2.0)
+    tasks, _ = await start_all(limiter, clock, [(0, 0)] * 3)
+    text = repr(limiter)
+    assert "requests=0.0/2.0" in text
+    assert "waiters=1" in text
+    assert "next_release=+1.000s" in text
+    await clock.advance(1)
+    await asyncio.gather(*tasks)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"messages": [{"role": "user", "content": "x" * 300}]}, 100 + 2 + 16),  # "user" counts too
+        ({"system": "abc", "messages": []}, 1 + 16),
+        ({"messages": [{"role": "user", "content": "é" * 30}]}, 20 + 2 + 16),  # 60 UTF-8 bytes
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "image", "source": {"data": "A" * 99_999}}]}
+                ]
+            },
+            2 + 16 + 1_600,
+        ),
+        ({"metadata": {"user_id": "x" * 900}, "messages": []}, 16),  # not part of the prompt
+    ],
+)
+def test_estimate_input_tokens(params: dict, expected: int) -> None:
+    assert estimate_input_tokens(params) == expected
+
+
+def test_reservation_is_frozen() -> None:
+    booked = Reservation(1, 2, 0.0)
+    with pytest.raises(AttributeError):
+        booked.input_tokens = 3  # type: ignore[misc]
+
+
+async def test_release_gives_back_a_booking_that_was_never_sent() -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=60, burst=1.0)
+    unsent = await limiter.reserve(0, 0)
+    await limiter.release(unsent)
+    again = asyncio.create_task(limiter.reserve(0, 0))
+    await clock.advance(0)
+    assert again.done(), "the released request slot is free at once"

@@ -1,0 +1,86 @@
+"""`llm-pipeline`: the demo, and the ledger upkeep commands."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from llm_pipeline.tools.cli import main
+from llm_pipeline.tools.demo import run as run_demo
+from llm_pipeline.tools.ledger_cli import parse_age
+from llm_pipeline_tests.fixtures.pipeline import REPO, PipelineHarness
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30d", timedelta(days=30)),
+        ("12h", timedelta(hours=12)),
+        ("90m", timedelta(minutes=90)),
+        ("3600s", timedelta(seconds=3600)),
+        ("2w", timedelta(weeks=2)),
+        ("7", timedelta(days=7)),
+        (" 1.5d ", timedelta(days=1.5)),
+    ],
+)
+def test_parse_age(text: str, expected: timedelta) -> None:
+    assert parse_age(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "d", "-1d", "3y", "ten days"])
+def test_parse_age_rejects_what_it_cannot_read(text: str) -> None:
+    with pytest.raises(ValueError, match="not an age"):
+        parse_age(text)
+
+
+def test_ledger_stats_and_prune_on_the_state_a_run_left(
+    pipeline: PipelineHarness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline.materialize()
+    calls = pipeline.simulator.control.stats()["successes"]
+
+    assert main(["ledger", "stats", "--state", str(pipeline.state_dir)]) == 0
+    assert f"answers stored   {calls}" in capsys.readouterr().out
+
+    assert main(["ledger", "prune", "--older-than", "1d", "--state", str(pipeline.state_dir)]) == 0
+    assert "removed 0 answer(s)" in capsys.readouterr().out
+    os.environ["LLM_PIPELINE_STATE"] = str(pipeline.state_dir)  # the location a run would use
+    assert main(["ledger", "prune", "--older-than", "0s"]) == 0
+    assert f"removed {calls} answer(s)" in capsys.readouterr().out
+    main(["ledger", "stats"])
+    assert "answers stored   0" in capsys.readouterr().out
+
+
+def test_a_bad_age_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["ledger", "prune", "--older-than", "soon"])
+    assert exit_info.value.code == 2
+    assert "not an age: 'soon'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_materializes_every_sample_day_and_prints_the_paths(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "raw").mkdir(parents=True)
+    for day in ("2026-11-20", "2026-11-21"):
+        shutil.copy(REPO / "data" / "raw" / f"{day}.jsonl", data / "raw")
+    os.environ.update(DAGSTER_HOME=str(tmp_path / "home"), LLM_PIPELINE_STATE=str(tmp_path / "state"))
+    out = io.StringIO()
+
+    assert run_demo(data_dir=str(data), out=out) == 0
+
+    printed = out.getvalue()
+    assert "backend simulator (no ANTHROPIC_API_KEY set)" in printed
+    for day in ("2026-11-20", "2026-11-21"):
+        assert f"{day}  ok " in printed
+        for table in ("raw_documents", "extracted_entities", "classifications", "corpus_report"):
+            path = data / "warehouse" / table / f"{day}.parquet"
+            assert path.exists()
+            assert str(path) in printed
+    assert "7/7" in printed  # every check passed
+    assert (tmp_path / "home" / "history").is_dir()  # runs recorded on the persistent instance
