@@ -74,7 +74,8 @@ class ClaudeSettings:
 
     #: Shared state: None = this process only, a directory = SQLite files in it (every process on
     #: the machine), `redis://...` = a Redis server (every machine).
-    state: str | None = None
+    #: Hidden from repr: a `redis://:password@host` URL carries a credential (see `state.redact`).
+    state: str | None = field(default=None, repr=False)
     #: Skip ledger lookups (answers are still written), e.g. after a prompt bug was fixed.
     refresh: bool = False
     #: HTTP client under the SDK; aiohttp measured faster at high concurrency (see transport.py).
