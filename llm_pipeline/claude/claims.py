@@ -6,6 +6,7 @@ retried run whose first attempt still runs) would each miss the ledger and each 
 calling, the client claims the request's ledger entry in the shared state:
 
     claim free (or lapsed)    -> ours: call, store the answer (which ends the claim), or release it
+    answered meanwhile        -> refused, in the same atomic step as the claim: take the answer
     held by another holder    -> wait: poll the ledger for its answer (a hit costs nothing); when the
                                  claim is gone without an answer (the holder failed), claim it
     held by this very client  -> the same: wait for the other caller in this process
@@ -74,28 +75,31 @@ class Claims:
         self._held: set[str] = set()
         self._renewal: asyncio.Task[None] | None = None
 
-    async def acquire(self, key: str) -> bool:
-        """Claim `key`; False when another caller (here or elsewhere) is answering it."""
+    async def acquire(self, key: str, *, answered_too: bool = False) -> bool:
+        """Claim `key`; False when another caller (here or elsewhere) is answering it, or it has an
+        answer already (unless `answered_too`: a refresh run asks again)."""
         if key in self._held:
             return False
-        if not await self._store.claim(key, self.owner, self.lease_s):
+        if not await self._store.claim(key, self.owner, self.lease_s, answered_too=answered_too):
             return False
         self._held.add(key)
         if self._renewal is None:
             self._renewal = asyncio.create_task(self._renew())
         return True
 
-    async def wait(self, key: str, answered: Callable[[], Awaitable[T | None]]) -> T | None:
+    async def wait(
+        self, key: str, answered: Callable[[], Awaitable[T | None]], *, answered_too: bool = False
+    ) -> T | None:
         """Wait for another caller's answer to `key`: `answered()` (a ledger lookup) once it is
         there, or None once the claim is ours (the other caller gave up or died)."""
         delay = self.poll_s
         while True:
-            await self._clock.sleep(delay)
             found = await answered()
             if found is not None:
                 return found
-            if await self.acquire(key):
+            if await self.acquire(key, answered_too=answered_too):
                 return None
+            await self._clock.sleep(delay)
             delay = min(delay * 1.5, self.max_poll_s)
 
     def stored(self, key: str) -> None:

@@ -205,8 +205,9 @@ class Client:
 
     async def _claimed(self, request: Request, key: str, tally: _Tally, *, wait: bool) -> Message | LedgerHit:
         """Call for `request` holding its claim; or, when another caller holds it, its stored answer."""
+        refresh = self.ledger.refresh
         with map_state_errors(self._location):
-            if not await self._claims.acquire(key):
+            if not await self._claims.acquire(key, answered_too=refresh):
                 since = self._clock.wall()
 
                 async def answered() -> LedgerHit | None:
@@ -217,7 +218,7 @@ class Client:
                         else None
                     )
 
-                hit = await self._claims.wait(key, answered)
+                hit = await self._claims.wait(key, answered, answered_too=refresh)
                 if hit is not None:
                     return hit
         try:

@@ -313,9 +313,19 @@ async def test_a_claim_has_one_holder_until_released_stored_or_lapsed(backend: S
     await backend.claims.release("k", "run-a")
     assert await backend.claims.claim("k", "run-b", lease), "released"
     await backend.ledger.put(entry("k", 100.0))
-    assert await backend.claims.claim("k", "run-c", lease), "storing the answer ended the claim"
+    assert not await backend.claims.claim("k", "run-c", lease), "answered: nothing left to claim"
+    assert await backend.claims.claim("k", "run-c", lease, answered_too=True), "the answer ended the claim"
     await asyncio.sleep(lease + 0.1)
-    assert await backend.claims.claim("k", "run-a", lease), "lapsed: its holder stopped renewing"
+    assert await backend.claims.claim("k", "run-a", lease, answered_too=True), "lapsed: not renewed"
+
+
+async def test_a_claim_and_the_ledger_check_are_one_atomic_step(backend: StateBackend) -> None:
+    """Regression: a caller's lookup missed, the holder's answer landed, then the caller's claim
+    succeeded (the holder's put had ended its claim) and the request was paid twice."""
+    assert await backend.claims.claim("k", "holder", 5.0)
+    await backend.ledger.put(entry("k", 1.0))  # ends the holder's claim
+    assert not await backend.claims.claim("k", "late-caller", 5.0)
+    assert await backend.claims.claim("other", "late-caller", 5.0)
 
 
 async def test_renewed_claims_outlive_their_lease(backend: StateBackend) -> None:

@@ -101,11 +101,15 @@ class ClaimStore(Protocol):
     """Who is calling for which ledger entry right now, so overlapping runs pay once.
 
     A claim is held by `owner` until released, until the entry's answer is put into the ledger
-    (which ends any claim on it), or until its lease lapses unrenewed (its holder died).
+    (which ends any claim on it), or until its lease lapses unrenewed (its holder died). Taking a
+    claim also checks, in the same atomic step, that the entry has no answer yet (unless
+    `answered_too`, for a refresh run): otherwise a holder's answer landing between a caller's
+    ledger lookup and its claim would be paid for a second time.
     """
 
-    async def claim(self, key: str, owner: str, lease_s: float) -> bool:
-        """Take `key` for `owner` if it is free, lapsed or already `owner`'s; True when held."""
+    async def claim(self, key: str, owner: str, lease_s: float, *, answered_too: bool = False) -> bool:
+        """Take `key` for `owner` if it is free, lapsed or already `owner`'s, and not answered;
+        True when held."""
         ...
 
     async def renew(self, keys: Sequence[str], owner: str, lease_s: float) -> None: ...

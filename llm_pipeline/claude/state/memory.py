@@ -81,8 +81,12 @@ class MemoryClaimStore:
     def __init__(self, now: Callable[[], float]) -> None:
         self._now = now
         self.held: dict[str, tuple[str, float]] = {}
+        #: The ledger's entries (set by the backend), so a claim can check for an answer.
+        self.answers: dict[str, LedgerEntry] = {}
 
-    async def claim(self, key: str, owner: str, lease_s: float) -> bool:
+    async def claim(self, key: str, owner: str, lease_s: float, *, answered_too: bool = False) -> bool:
+        if not answered_too and key in self.answers:
+            return False
         now = self._now()
         holder = self.held.get(key)
         if holder is not None and holder[0] != owner and holder[1] > now:
@@ -167,6 +171,7 @@ class MemoryBackend:
         self.breaker = MemoryBreakerStore(now)
         self.claims = MemoryClaimStore(now)
         self.ledger = MemoryLedgerStore(self.claims)
+        self.claims.answers = self.ledger._entries
         self.batches = MemoryBatchStore()
 
     async def verify(self) -> None:

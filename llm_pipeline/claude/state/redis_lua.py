@@ -200,10 +200,12 @@ return redis.error_reply('unknown op ' .. op)
 )
 
 #: Claims on requests in flight (`ClaimStore`): one key per claim holding its owner, expiring with
-#: its lease (PX, on the server's clock). ARGV[1] = op, ARGV[2] = owner, ARGV[3] = lease in ms.
+#: its lease (PX, on the server's clock). ARGV[1] = op, ARGV[2] = owner, ARGV[3] = lease in ms;
+#: for 'claim', KEYS[2] is the ledger entry and ARGV[4] '1' claims even when it exists.
 CLAIM_LUA = r"""
 local op, owner = ARGV[1], ARGV[2]
 if op == 'claim' then
+  if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
   local holder = redis.call('GET', KEYS[1])
   if holder and holder ~= owner then return 0 end
   redis.call('SET', KEYS[1], owner, 'PX', ARGV[3])

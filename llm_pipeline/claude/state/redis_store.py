@@ -142,8 +142,11 @@ class RedisClaimStore:
     def __init__(self, client: aioredis.Redis) -> None:
         self._script = client.register_script(CLAIM_LUA)
 
-    async def claim(self, key: str, owner: str, lease_s: float) -> bool:
-        held = await self._script(keys=[claim_key(key)], args=["claim", owner, _ms(lease_s)])
+    async def claim(self, key: str, owner: str, lease_s: float, *, answered_too: bool = False) -> bool:
+        held = await self._script(
+            keys=[claim_key(key), f"{PREFIX}ledger:{key}"],
+            args=["claim", owner, _ms(lease_s), "1" if answered_too else "0"],
+        )
         return bool(int(held))  # type: ignore[arg-type]
 
     async def renew(self, keys: Sequence[str], owner: str, lease_s: float) -> None:

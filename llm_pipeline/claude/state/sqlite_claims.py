@@ -18,9 +18,11 @@ __all__ = ["CLAIM_SCHEMA", "SqliteClaimStore"]
 CLAIM_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS claim (key TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL);"
 )
+#: One statement: no claim on an answered entry (unless asked), and none over a live foreign claim.
 _CLAIM = (
-    "INSERT INTO claim VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, "
-    "until = excluded.until WHERE claim.until <= ? OR claim.owner = excluded.owner"
+    "INSERT INTO claim SELECT ?, ?, ? WHERE ? OR NOT EXISTS (SELECT 1 FROM ledger WHERE fingerprint = ?) "
+    "ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, until = excluded.until "
+    "WHERE claim.until <= ? OR claim.owner = excluded.owner"
 )
 _CHUNK = 500
 
@@ -29,9 +31,10 @@ class SqliteClaimStore:
     def __init__(self, conn: sqlite3.Cursor, now: Callable[[], float], patience: Patience) -> None:
         self._conn, self._now, self._patience = conn, now, patience
 
-    def _claim(self, key: str, owner: str, lease_s: float) -> bool:
+    def _claim(self, key: str, owner: str, lease_s: float, answered_too: bool) -> bool:
         now = self._now()
-        return self._conn.execute(_CLAIM, (key, owner, now + lease_s, now)).rowcount == 1
+        values = (key, owner, now + lease_s, answered_too, key, now)
+        return self._conn.execute(_CLAIM, values).rowcount == 1
 
     def _renew(self, keys: Sequence[str], owner: str, lease_s: float) -> None:
         until = self._now() + lease_s
@@ -45,8 +48,8 @@ class SqliteClaimStore:
     def _release(self, key: str, owner: str) -> None:
         self._conn.execute("DELETE FROM claim WHERE key = ? AND owner = ?", (key, owner))
 
-    async def claim(self, key: str, owner: str, lease_s: float) -> bool:
-        return await self._patience.run(self._claim, key, owner, lease_s)
+    async def claim(self, key: str, owner: str, lease_s: float, *, answered_too: bool = False) -> bool:
+        return await self._patience.run(self._claim, key, owner, lease_s, answered_too)
 
     async def renew(self, keys: Sequence[str], owner: str, lease_s: float) -> None:
         if keys:
