@@ -33,6 +33,7 @@ from llm_pipeline.claude.state_errors import map_state_errors
 __all__ = ["CLAIM_LEASE_S", "Claims"]
 
 T = TypeVar("T")
+H = TypeVar("H")
 
 CLAIM_LEASE_S = 30.0
 _POLL_S = 0.2
@@ -101,6 +102,29 @@ class Claims:
                 return None
             await self._clock.sleep(delay)
             delay = min(delay * 1.5, self.max_poll_s)
+
+    async def exclusively(
+        self,
+        key: str,
+        call: Callable[[], Awaitable[T]],
+        answered: Callable[[], Awaitable[H | None]],
+        *,
+        answered_too: bool = False,
+    ) -> T | H:
+        """`call()` holding `key`'s claim (released if it fails), or another caller's answer to it."""
+        with map_state_errors(self._location):
+            if not await self.acquire(key, answered_too=answered_too):
+                found = await self.wait(key, answered, answered_too=answered_too)
+                if found is not None:
+                    return found
+        try:
+            result = await call()
+        except BaseException:
+            with contextlib.suppress(StateStoreError), map_state_errors(self._location):
+                await self.release(key)
+            raise
+        self.stored(key)
+        return result
 
     def stored(self, key: str) -> None:
         """The answer is in the ledger, whose write ended the claim in the shared state."""

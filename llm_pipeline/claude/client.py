@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
 from functools import partial
 
 import anthropic
@@ -52,8 +51,8 @@ from llm_pipeline.claude.errors import (
 )
 from llm_pipeline.claude.ledger import Ledger, LedgerHit
 from llm_pipeline.claude.limiter import Limiter, Reservation, estimate_input_tokens
-from llm_pipeline.claude.metrics import CallRecord, RecordSink
-from llm_pipeline.claude.pricing import cost
+from llm_pipeline.claude.metrics import RecordSink
+from llm_pipeline.claude.outcome import Tally, cached_result, finished_result
 from llm_pipeline.claude.retry import RetryPolicy
 from llm_pipeline.claude.sdk_errors import map_sdk_errors
 from llm_pipeline.claude.settings import ClaudeSettings
@@ -66,16 +65,6 @@ from llm_pipeline.claude.types import CallResult, Request
 __all__ = ["Client", "EventSink"]
 
 EventSink = Callable[[object], None]
-
-
-@dataclass(slots=True)
-class _Tally:
-    """What one logical call went through, across attempts (becomes the CallRecord)."""
-
-    attempts: int = 0
-    rate_limited: int = 0
-    latency_s: float = 0.0
-    request_id: str | None = None
 
 
 class Client:
@@ -162,7 +151,7 @@ class Client:
             if not self._in_flight.aborted(task):
                 raise
             aborted = Aborted(f"the run is stopping ({self.drain.reason}); this request was not sent")
-            return self._finish(request, _Tally(), self._clock.now(), error=aborted)
+            return self._finish(request, Tally(), self._clock.now(), error=aborted)
         finally:
             self._in_flight.leave(task)
 
@@ -171,7 +160,7 @@ class Client:
         alternatives = (fallback,) if fallback and fallback != request.model else ()
         key = self.ledger.entry_key(request)
         fresh = self._batch_answers.pop(key, None) if self._batch_answers else None
-        began, tally = self._clock.now(), _Tally()
+        began, tally = self._clock.now(), Tally()
         try:
             with map_state_errors(self._location):
                 hit = await self.ledger.get(
@@ -203,34 +192,19 @@ class Client:
         except LLMError as exc:
             return self._finish(rerouted, tally, began, error=exc, fallback=True)
 
-    async def _claimed(self, request: Request, key: str, tally: _Tally, *, wait: bool) -> Message | LedgerHit:
+    async def _claimed(self, request: Request, key: str, tally: Tally, *, wait: bool) -> Message | LedgerHit:
         """Call for `request` holding its claim; or, when another caller holds it, its stored answer."""
-        refresh = self.ledger.refresh
-        with map_state_errors(self._location):
-            if not await self._claims.acquire(key, answered_too=refresh):
-                since = self._clock.wall()
+        since, refresh = self._clock.wall(), self.ledger.refresh or key in self.ledger.invalid
 
-                async def answered() -> LedgerHit | None:
-                    hit = await self.ledger.get(request, ignore_refresh=True, entry_key=key)
-                    return (
-                        hit
-                        if hit is not None and (not self.ledger.refresh or hit.created_at >= since)
-                        else None
-                    )
+        async def answered() -> LedgerHit | None:
+            hit = await self.ledger.get(request, ignore_refresh=True, entry_key=key)
+            fresh = hit is not None and (not refresh or hit.created_at >= since)
+            return hit if fresh else None
 
-                hit = await self._claims.wait(key, answered, answered_too=refresh)
-                if hit is not None:
-                    return hit
-        try:
-            message = await self._call_with_retry(request, key, tally, wait)
-        except BaseException:
-            with contextlib.suppress(StateStoreError), map_state_errors(self._location):
-                await self._claims.release(key)
-            raise
-        self._claims.stored(key)
-        return message
+        call = partial(self._call_with_retry, request, key, tally, wait)
+        return await self._claims.exclusively(key, call, answered, answered_too=refresh)
 
-    def _call_with_retry(self, request: Request, key: str, tally: _Tally, wait: bool) -> Awaitable[Message]:
+    def _call_with_retry(self, request: Request, key: str, tally: Tally, wait: bool) -> Awaitable[Message]:
         # A plain function handing back the retry coroutine, and a `partial` rather than a lambda:
         # both live for the whole call, and at 200 calls in flight every object held across the
         # HTTP exchange feeds the garbage collector (a closure over five names is seven objects).
@@ -245,7 +219,7 @@ class Client:
         )
 
     async def _call_once(
-        self, request: Request, key: str, estimate: int, tally: _Tally, wait: bool
+        self, request: Request, key: str, estimate: int, tally: Tally, wait: bool
     ) -> Message:
         if self.drain.requested:
             raise Aborted(f"the run is stopping ({self.drain.reason}); this request was not sent")
@@ -288,7 +262,7 @@ class Client:
         breaker: Breaker,
         reservation: Reservation,
         granted: Pass,
-        tally: _Tally,
+        tally: Tally,
     ) -> tuple[Message, str, AsyncAPIResponse[Message]]:
         """The HTTP exchange of one attempt; on failure the limiter and breaker hear how it ended."""
         timeout_s = self.settings.timeout_s
@@ -322,34 +296,7 @@ class Client:
         return message, body, raw
 
     def _cached(self, request: Request, hit: LedgerHit, batch: BatchAnswer | None = None) -> CallResult:
-        """A ledger hit costs nothing, unless this run's batch put it there: then it is that batch call."""
-        answered = request.with_model(hit.model) if hit.model != request.model else request
-        usage = hit.message.usage
-        record = CallRecord(
-            key=request.key,
-            model=hit.model,
-            outcome="ok",
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost_usd=0.0,
-            cached=True,
-            fallback=hit.model != request.model,
-            stop_reason=hit.message.stop_reason,
-        )
-        if batch is not None:
-            record = replace(
-                record,
-                cached=False,
-                batch=True,
-                cost_usd=cost(hit.model, usage, batch=True),
-                attempts=1,
-                latency_ms=batch.latency_ms,
-                request_id=batch.batch_id,
-                cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
-                cache_read_input_tokens=usage.cache_read_input_tokens or 0,
-            )
-        self._emit(record)
-        return CallResult(answered, record, message=hit.message)
+        return self._emit(cached_result(request, hit, batch))
 
     async def prefetch(self, requests: Callable[[], Iterable[Request]]) -> BatchReport:
         """Answer `requests()` through the Message Batches API into the ledger (see `batches.py`).
@@ -375,46 +322,22 @@ class Client:
     def _finish(
         self,
         request: Request,
-        tally: _Tally,
+        tally: Tally,
         began: float,
         *,
         message: Message | None = None,
         error: LLMError | None = None,
         fallback: bool = False,
     ) -> CallResult:
-        latency_ms = tally.latency_s * 1000.0
-        wait_ms = max(0.0, (self._clock.now() - began) * 1000.0 - latency_ms)
-        common = {
-            "key": request.key,
-            "model": request.model,
-            "latency_ms": latency_ms,
-            "wait_ms": wait_ms,
-            "attempts": tally.attempts,
-            "rate_limited": tally.rate_limited,
-            "fallback": fallback,
-            "request_id": tally.request_id,
-        }
-        if message is not None:
-            usage = message.usage
-            record = CallRecord(
-                outcome="ok",
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
-                cache_read_input_tokens=usage.cache_read_input_tokens or 0,
-                cost_usd=cost(request.model, usage),
-                stop_reason=message.stop_reason,
-                **common,
-            )
-        else:
-            assert error is not None
-            record = CallRecord(outcome="error", error_type=type(error).__name__, error=str(error), **common)
-        self._emit(record)
-        return CallResult(request, record, message=message, error=error)
+        elapsed_s = self._clock.now() - began
+        return self._emit(
+            finished_result(request, tally, elapsed_s, message=message, error=error, fallback=fallback)
+        )
 
-    def _emit(self, record: CallRecord) -> None:
+    def _emit(self, result: CallResult) -> CallResult:
         if self._on_record is not None:
-            self._on_record(record)
+            self._on_record(result.record)
+        return result
 
     async def aclose(self) -> None:
         """Hand the limiters' held give-backs to the shared state, give back any claims still held."""

@@ -99,8 +99,8 @@ class Ledger:
         self.namespace = namespace
         self._spool = spool
         self._location = location
-        #: Entry keys found stored but no longer valid, in the order met (re-fetched by the caller).
-        self.invalid: list[str] = []
+        #: Entry keys found stored but no longer valid (the caller asks for them again).
+        self.invalid: set[str] = set()
 
     def entry_key(self, request: Request) -> str:
         """Where `request`'s answer is stored: `<namespace>:<fingerprint>` (a caller needing it twice
@@ -133,7 +133,7 @@ class Ledger:
         try:
             message = Message.model_validate_json(entry.message_json)
         except pydantic.ValidationError:
-            self.invalid.append(entry.fingerprint)
+            self.invalid.add(entry.fingerprint)
             return None
         return LedgerHit(message=message, model=entry.model, key=entry.key, created_at=entry.created_at)
 
