@@ -2,16 +2,15 @@
 
 Limiter and breaker changes run as Lua scripts (`redis_lua.py`), which Redis executes atomically
 and which read the Redis server's `TIME`, so machines with skewed clocks still agree on when a
-bucket refills. Callers only see relative seconds. Ledger entries are hashes, indexed by a
-sorted set on `created_at` for `stats` and `prune`. A pending batch is one hash (its items as one
-JSON value), listed in a sorted set per namespace; both are written in one MULTI transaction.
-Claims on requests in flight are keys that expire with their lease (`CLAIM_LUA`).
+bucket refills. Callers only see relative seconds. The ledger and the claims on requests in flight
+live in `redis_ledger.py`. A pending batch is one hash (its items as one JSON value), listed in a
+sorted set per namespace; both are written in one MULTI transaction.
 
 Every operation waits at most `timeout_s` for the server (a frozen or unreachable Redis must fail
 the step, not hang it); a connection the server dropped is reconnected once. `verify` pings the
 server before any call and writes a marker key if there is none: the marker is how a Redis that
 restarted empty (and so forgot every answer) is recognised, at start against the marker this
-machine saw last (`claude/state_guard.py`), and mid-run by every ledger write, which checks it
+machine saw last (`claude/spool.py`), and mid-run by every ledger write, which checks it
 in the same transaction.
 """
 
@@ -27,36 +26,27 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from llm_pipeline.claude.errors import StateStoreError
 from llm_pipeline.claude.state.base import (
     Booking,
-    LedgerEntry,
-    LedgerSelection,
-    LedgerStats,
     PendingBatch,
     decode_items,
     encode_items,
 )
 from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
 from llm_pipeline.claude.state.redact import redact
-from llm_pipeline.claude.state.redis_lua import BREAKER_LUA, CLAIM_LUA, LIMITER_LUA
+from llm_pipeline.claude.state.redis_keys import MARKER, PREFIX
+from llm_pipeline.claude.state.redis_keys import num as _num
+from llm_pipeline.claude.state.redis_ledger import RedisClaimStore, RedisLedgerStore
+from llm_pipeline.claude.state.redis_lua import BREAKER_LUA, LIMITER_LUA
 
 __all__ = ["RedisBackend"]
 
-PREFIX = "llm_pipeline:"
 #: Connections per stack; Lua calls take ~100 us, so a few dozen serve thousands of calls/s.
 MAX_CONNECTIONS = 64
 #: How long a caller waits for a free connection before the pool gives up.
 POOL_WAIT_S = 60.0
 #: Opening a connection waits at most this (or the backend's timeout, if shorter).
 CONNECT_TIMEOUT_S = 5.0
-_LEDGER_FIELDS = ("key", "model", "message", "input_tokens", "output_tokens", "created_at", "step")
-MARKER = f"{PREFIX}marker"
-_CHUNK = 500
-
-
-def _num(x: float) -> str:
-    return repr(float(x))
 
 
 class RedisLimiterStore:
@@ -136,129 +126,6 @@ class RedisBreakerStore:
 
     async def renew(self, name: str, lease_s: float) -> None:
         await self._run(name, "renew", _num(lease_s))
-
-
-class RedisClaimStore:
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._script = client.register_script(CLAIM_LUA)
-
-    async def claim(self, key: str, owner: str, lease_s: float, *, answered_too: bool = False) -> bool:
-        held = await self._script(
-            keys=[claim_key(key), f"{PREFIX}ledger:{key}"],
-            args=["claim", owner, _ms(lease_s), "1" if answered_too else "0"],
-        )
-        return bool(int(held))  # type: ignore[arg-type]
-
-    async def renew(self, keys: Sequence[str], owner: str, lease_s: float) -> None:
-        for i in range(0, len(keys), _CHUNK):
-            chunk = [claim_key(k) for k in keys[i : i + _CHUNK]]
-            await self._script(keys=chunk, args=["renew", owner, _ms(lease_s)])
-
-    async def release(self, key: str, owner: str) -> None:
-        await self._script(keys=[claim_key(key)], args=["release", owner, "0"])
-
-
-def claim_key(entry_key: str) -> str:
-    return f"{PREFIX}claim:{entry_key}"
-
-
-def _ms(seconds: float) -> str:
-    return str(max(1, round(seconds * 1000)))
-
-
-class RedisLedgerStore:
-    def __init__(self, client: aioredis.Redis, location: str) -> None:
-        self._client = client
-        self._location = location
-        self._index = f"{PREFIX}ledger:index"
-        #: Set by `RedisBackend.verify`, which made sure the marker exists: from then on its loss is news.
-        self.check_marker = False
-
-    def _key(self, fingerprint: str) -> str:
-        return f"{PREFIX}ledger:{fingerprint}"
-
-    async def get(self, fingerprints: Sequence[str]) -> LedgerEntry | None:
-        for fingerprint in fingerprints:
-            found = await self._client.hmget(self._key(fingerprint), _LEDGER_FIELDS)  # type: ignore[misc]
-            if found[0] is not None:
-                key, model, message, tokens_in, tokens_out, created, step = found
-                tokens = int(tokens_in), int(tokens_out)
-                return LedgerEntry(fingerprint, key, model, message, *tokens, float(created), step or "")
-        return None
-
-    async def put(self, entry: LedgerEntry) -> None:
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                self._key(entry.fingerprint),
-                mapping={
-                    "key": entry.key,
-                    "model": entry.model,
-                    "message": entry.message_json,
-                    "input_tokens": entry.input_tokens,
-                    "output_tokens": entry.output_tokens,
-                    "created_at": _num(entry.created_at),
-                    "step": entry.step,
-                },
-            )
-            pipe.zadd(self._index, {entry.fingerprint: entry.created_at})
-            pipe.delete(claim_key(entry.fingerprint))
-            pipe.exists(MARKER)
-            *_, marked = await pipe.execute()
-        if self.check_marker and not marked:
-            raise StateStoreError(
-                f"Redis at {self._location} lost its data while this run used it (its marker key "
-                f"{MARKER} is gone: restarted without persistence, flushed or evicted). Every answer "
-                "stored there before is forgotten and would be paid for again; see the README's "
-                "'Failure modes' before re-running.",
-                store=self._location,
-                lost=True,
-            )
-
-    async def stats(self) -> LedgerStats:
-        members = await self._client.zrange(self._index, 0, -1, withscores=True)
-        tokens_in = tokens_out = 0
-        for i in range(0, len(members), _CHUNK):
-            async with self._client.pipeline(transaction=False) as pipe:
-                for fingerprint, _ in members[i : i + _CHUNK]:
-                    pipe.hmget(self._key(fingerprint), ["input_tokens", "output_tokens"])
-                for pair in await pipe.execute():
-                    tokens_in += int(pair[0] or 0)
-                    tokens_out += int(pair[1] or 0)
-        scores = [score for _, score in members]
-        return LedgerStats(
-            len(members), min(scores, default=None), max(scores, default=None), tokens_in, tokens_out
-        )
-
-    async def prune(self, before: float) -> int:
-        old = await self._client.zrangebyscore(self._index, "-inf", f"({_num(before)}")
-        await self._remove(old)
-        return len(old)
-
-    async def _remove(self, fingerprints: Sequence[str]) -> None:
-        for i in range(0, len(fingerprints), _CHUNK):
-            chunk = fingerprints[i : i + _CHUNK]
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.delete(*(self._key(f) for f in chunk))
-                pipe.zrem(self._index, *chunk)
-                await pipe.execute()
-
-    async def delete(self, selection: LedgerSelection) -> int:
-        if not selection:
-            return 0
-        members = await self._client.zrange(self._index, 0, -1)
-        doomed: list[str] = []
-        for i in range(0, len(members), _CHUNK):
-            chunk = members[i : i + _CHUNK]
-            async with self._client.pipeline(transaction=False) as pipe:
-                for fingerprint in chunk:
-                    pipe.hmget(self._key(fingerprint), ["key", "model", "step"])
-                fields = await pipe.execute()
-            for fingerprint, (key, model, step) in zip(chunk, fields, strict=True):
-                entry = LedgerEntry(fingerprint, key or "", model or "", "", 0, 0, 0.0, step or "")
-                if selection.matches(entry):
-                    doomed.append(fingerprint)
-        await self._remove(doomed)
-        return len(doomed)
 
 
 class RedisBatchStore:
