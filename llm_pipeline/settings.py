@@ -22,6 +22,7 @@ __all__ = [
     "labels",
     "number",
     "resolve_data_dir",
+    "resolve_spool_dir",
     "resolve_state",
     "setting",
     "word",
@@ -33,6 +34,7 @@ D = TypeVar("D")
 DATA_DIR_ENV = "LLM_PIPELINE_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
 STATE_ENV = "LLM_PIPELINE_STATE"
+SPOOL_ENV = "LLM_PIPELINE_SPOOL_DIR"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -111,3 +113,18 @@ def resolve_state(configured: str | None = None) -> str | None:
     path = Path(value).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return str(path)
+
+
+def resolve_spool_dir(configured: str | None = None) -> str:
+    """Where paid answers wait when the ledger cannot take them (`claude/spool.py`): config, else
+    `$LLM_PIPELINE_SPOOL_DIR`, else `$DAGSTER_HOME/llm_spool`, else `.llm_state/spool` (made absolute).
+
+    Deliberately not inside the state directory: the spool is for when that directory (or Redis)
+    fails. A Dagster run can always write `$DAGSTER_HOME`; on Kubernetes point this at a volume
+    that outlives the pod.
+    """
+    value = setting(configured, SPOOL_ENV, str, None)
+    if value is None:
+        home = setting(None, "DAGSTER_HOME", str, None)
+        value = str(Path(home) / "llm_spool") if home else str(Path(".llm_state") / "spool")
+    return str(Path(value).expanduser().resolve())

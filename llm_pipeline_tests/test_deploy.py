@@ -226,7 +226,15 @@ def test_the_instance_concurrency_settings_load_without_conflicts(tmp_path: Path
     """Dagster refuses run limits set both in the run coordinator and in `concurrency`."""
     config, _ = dagster_instance_config(str(_rendered_instance(tmp_path)))
     runs, pools = config["concurrency"]["runs"], config["concurrency"]["pools"]
-    assert [limit["key"] for limit in runs["tag_concurrency_limits"]] == ["dagster/backfill"]
+    assert [limit["key"] for limit in runs["tag_concurrency_limits"]] == [
+        "dagster/backfill",
+        "dagster/partition",
+    ]
+    assert runs["tag_concurrency_limits"][1] == {
+        "key": "dagster/partition",
+        "value": {"applyLimitPerUniqueValue": True},
+        "limit": 1,
+    }
     assert runs["tag_concurrency_limits"][0]["limit"] < runs["max_concurrent_runs"]
     assert pools["default_limit"] >= 1
     assert pools["granularity"] in {"op", "run"}

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from llm_pipeline.claude.errors import AuthError, CircuitOpen, LLMError
+from llm_pipeline.claude.errors import AuthError, CircuitOpen, LLMError, ModelNotFound, StateStoreError
 from llm_pipeline.pipeline.metadata import markdown_table
 from llm_pipeline.warehouse.files import PartitionTable
 
@@ -68,6 +68,24 @@ def _advice(step: str, error: LLMError) -> str:
             f"upstream failures (last: {error.last_error or 'unknown'}). Set LLM_PIPELINE_FALLBACK_MODEL "
             "to keep going on another model, or re-run later; answers already received are in the "
             "ledger and will not be paid for again."
+        )
+    if isinstance(error, ModelNotFound):
+        return (
+            f"{step} stopped: the API does not know the model {error.model!r} (wrong or retired). Set "
+            "LLM_PIPELINE_MODEL to a current model, or LLM_PIPELINE_FALLBACK_MODEL to have another answer; "
+            "nothing was written for this partition."
+        )
+    if isinstance(error, StateStoreError):
+        kept = (
+            f" Answers already paid for are kept in {error.spooled} and go into the ledger before the "
+            "next run calls anything."
+            if error.spooled
+            else ""
+        )
+        return (
+            f"{step} stopped: the shared state at {error.store or 'LLM_PIPELINE_STATE'} failed: "
+            f"{error.message}.{kept} Fix the store (see the README, 'Failure modes'), then re-run the "
+            "partition."
         )
     return f"{step} stopped: {error}"
 
