@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from llm_pipeline.warehouse.store import Location, open_binary
 
 __all__ = ["DEFAULT_MAX_CHARS", "ParsedDocument", "parse_lines", "read_documents"]
 
@@ -57,9 +58,9 @@ class ParsedDocument:
         }
 
 
-def read_documents(path: Path, *, max_chars: int = DEFAULT_MAX_CHARS) -> Iterator[ParsedDocument]:
-    """Stream the validated documents of one JSONL file (opened in binary, read line by line)."""
-    with path.open("rb") as lines:
+def read_documents(path: Location, *, max_chars: int = DEFAULT_MAX_CHARS) -> Iterator[ParsedDocument]:
+    """Stream the validated documents of one JSONL file, local or on a store (bytes, line by line)."""
+    with open_binary(path) as lines:
         yield from parse_lines(lines, max_chars=max_chars)
 
 
