@@ -24,7 +24,7 @@ def test_the_four_assets_run_end_to_end_on_s3(s3_pipeline: PipelineHarness, s3: 
 
     expected = [s3.key("raw", f"{PARTITION}.jsonl")]
     expected += [s3.key("warehouse", table, f"{PARTITION}.parquet") for table in TABLES]
-    assert s3.keys() == sorted(expected)  # nothing staged or half-written is left in the bucket
+    assert s3.objects() == sorted(expected)  # nothing staged or half-written is left in the bucket
     raw = s3_pipeline.table("raw_documents")
     assert len(raw) == 320
     for table in TABLES[1:]:
@@ -61,7 +61,7 @@ def test_a_missing_raw_file_fails_the_partition_naming_its_url(
         f"input file {s3.url}/raw/2026-11-21.jsonl does not exist (partition 2026-11-21)" in message
         for message in failure_messages(result)
     ), failure_messages(result)
-    assert s3.keys() == [s3.key("raw", f"{PARTITION}.jsonl")]
+    assert s3.objects() == [s3.key("raw", f"{PARTITION}.jsonl")]
 
 
 def test_a_wrong_bucket_fails_at_once_naming_the_url(
