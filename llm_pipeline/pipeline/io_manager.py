@@ -62,6 +62,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Ask the store once, before any step reads, calls the API or writes: a wrong bucket or an
+        unreachable endpoint then costs nothing and names the URL."""
         check_reachable(resolve_data_dir(self.data_dir))
 
     def files(self) -> PartitionFiles:
