@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -90,12 +93,20 @@ def _parsed(parse: Callable[[str], T], raw: str, source: str) -> T:
         raise SettingError(f"{source}={raw!r} {exc}") from None
 
 
-def resolve_data_dir(configured: str | None = None) -> Path:
+def resolve_data_dir(configured: str | None = None) -> UPath:
     """The data root: `configured`, else `$LLM_PIPELINE_DATA_DIR`, else `data`.
 
-    The input reader and the IO manager both resolve through here, so they always agree.
+    A local path or an fsspec URL (`s3://bucket/prefix`, ...; `warehouse/store.py`). The input reader
+    and the IO manager both resolve through here, so they always agree. The message of a refused
+    value is the store's own, which never repeats credentials found in a URL.
     """
-    return Path(setting(configured, DATA_DIR_ENV, str, DEFAULT_DATA_DIR))
+    from llm_pipeline.warehouse.store import data_root  # fsspec on demand: the ledger CLI never needs it
+
+    value = setting(configured, DATA_DIR_ENV, str, DEFAULT_DATA_DIR)
+    try:
+        return data_root(value)
+    except ValueError as exc:
+        raise SettingError(f"{DATA_DIR_ENV}: {exc}") from None
 
 
 def resolve_state(configured: str | None = None) -> str | None:

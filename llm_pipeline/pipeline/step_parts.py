@@ -11,7 +11,6 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from llm_pipeline.claude.errors import AuthError, CircuitOpen, LLMError, ModelNotFound, StateStoreError
 from llm_pipeline.pipeline.metadata import markdown_table
@@ -106,7 +105,7 @@ def aligned_rows(
     """
     left = sorted_table(primary, primary_columns)
     for other, columns in others:
-        right = pq.read_table(other.path, columns=["doc_id", *columns])
+        right = other.read(["doc_id", *columns])
         matched = right.take(pc.index_in(left["doc_id"], value_set=right["doc_id"]))
         for column, name in columns.items():
             left = left.append_column(name, matched[column])
@@ -115,7 +114,7 @@ def aligned_rows(
 
 def sorted_table(table: PartitionTable, columns: Sequence[str]) -> pa.Table:
     """`columns` of a stored partition in `doc_id` order, the order every re-run reads it in."""
-    return pq.read_table(table.path, columns=list(columns)).sort_by("doc_id")
+    return table.read(columns).sort_by("doc_id")
 
 
 def arrow_rows(table: pa.Table) -> Iterator[dict[str, Any]]:

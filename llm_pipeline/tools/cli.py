@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--data-dir",
         default=None,
-        help="root of raw/ and warehouse/ (default: $LLM_PIPELINE_DATA_DIR or data)",
+        help="root of raw/ and warehouse/, a path or a URL such as s3://bucket/prefix "
+        "(default: $LLM_PIPELINE_DATA_DIR or data)",
     )
     demo.add_argument("--partition", action="append", help="only this day (YYYY-MM-DD); repeatable")
     demo.set_defaults(handler=_demo)

@@ -25,8 +25,9 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from llm_pipeline.warehouse.store import Location, open_binary
 
 __all__ = [
     "DEFAULT_MAX_CHARS",
@@ -74,9 +75,9 @@ class ParsedDocument:
         }
 
 
-def read_documents(path: Path, *, max_chars: int = DEFAULT_MAX_CHARS) -> Iterator[ParsedDocument]:
-    """Stream the validated documents of one JSONL file (opened in binary, read line by line)."""
-    with path.open("rb") as lines:
+def read_documents(path: Location, *, max_chars: int = DEFAULT_MAX_CHARS) -> Iterator[ParsedDocument]:
+    """Stream the validated documents of one JSONL file, local or on a store (bytes, line by line)."""
+    with open_binary(path) as lines:
         yield from parse_lines(lines, max_chars=max_chars)
 
 

@@ -14,6 +14,7 @@ from llm_pipeline.tools.cli import main
 from llm_pipeline.tools.demo import run as run_demo
 from llm_pipeline.tools.ledger_cli import parse_age
 from llm_pipeline_tests.fixtures.pipeline import REPO, PipelineHarness
+from llm_pipeline_tests.fixtures.s3 import S3Store
 from llm_pipeline_tests.fixtures.servers import RedisServer
 from llm_pipeline_tests.fixtures.system_deps import REDIS_SERVER, find
 
@@ -123,3 +124,17 @@ def test_demo_materializes_every_sample_day_and_prints_the_paths(tmp_path: Path)
             assert str(path) in printed
     assert "7/7" in printed  # every check passed
     assert (tmp_path / "home" / "history").is_dir()  # runs recorded on the persistent instance
+
+
+@pytest.mark.slow
+def test_demo_finds_its_days_on_s3_and_prints_the_urls(tmp_path: Path, s3: S3Store) -> None:
+    s3.upload(REPO / "data" / "raw" / "2026-11-20.jsonl", "raw", "2026-11-20.jsonl")
+    os.environ.update(DAGSTER_HOME=str(tmp_path / "home"), LLM_PIPELINE_STATE=str(tmp_path / "state"))
+    out = io.StringIO()
+
+    assert run_demo(data_dir=s3.url, out=out) == 0
+
+    printed = out.getvalue()
+    assert f"1 day(s) from {s3.url}/raw" in printed
+    for table in ("raw_documents", "extracted_entities", "classifications", "corpus_report"):
+        assert f"  {s3.url}/warehouse/{table}/2026-11-20.parquet\n" in printed  # not "(missing)"
