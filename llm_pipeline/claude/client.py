@@ -3,7 +3,10 @@
     call               ledger lookup (a hit costs nothing), fallback selection, one CallRecord
     _call_with_retry   RetryPolicy around attempts; a 429 pauses the shared limiter instead
     _call_once         breaker.check → limiter.reserve → breaker.admit → SDK with a timeout →
-                       ledger.put → usage + headers → limiter.settle/observe → breaker.record
+                       ledger.put → usage + headers → limiter.settle, learner.observe → breaker.record
+
+Each model has a `Limiter` (the pace) and a `LimitLearner` (what the API's headers say the pace
+should be); `in_flight()` is the fan-out they allow (`pacing.py`).
 
 `prefetch` is batch mode's first half (`batches.py`): it fills the ledger through the Message
 Batches API, and `call` then reports each answer it collected as one batch call (`batch=True`, at
@@ -30,13 +33,16 @@ from llm_pipeline.claude.breaker import Breaker
 from llm_pipeline.claude.clock import Clock
 from llm_pipeline.claude.errors import CircuitOpen, LLMError, RateLimited
 from llm_pipeline.claude.ledger import Ledger, LedgerHit
-from llm_pipeline.claude.limiter import Limiter, estimate_input_tokens
+from llm_pipeline.claude.limit_learning import LimitLearner
+from llm_pipeline.claude.limiter import Limiter
 from llm_pipeline.claude.metrics import CallRecord, RecordSink
+from llm_pipeline.claude.pacing import Pacing
 from llm_pipeline.claude.pricing import cost
 from llm_pipeline.claude.retry import RetryPolicy
 from llm_pipeline.claude.sdk_errors import map_sdk_errors
 from llm_pipeline.claude.settings import ClaudeSettings
 from llm_pipeline.claude.state.base import StateBackend
+from llm_pipeline.claude.token_estimate import estimate_input_tokens
 from llm_pipeline.claude.transport import rate_limit_headers, read_message
 from llm_pipeline.claude.types import CallResult, Request
 
@@ -55,6 +61,8 @@ class _Tally:
     rate_limited: int = 0
     latency_s: float = 0.0
     request_id: str | None = None
+    #: Seconds spent waiting for the limiter (not holding a call in flight).
+    limiter_wait_s: float = 0.0
 
 
 class Client:
@@ -79,26 +87,27 @@ class Client:
         self._retry = retry
         self._on_record = on_record
         self._on_event = on_event
-        self._limiters: dict[str, Limiter] = {}
+        self._pacing = Pacing(settings, state, clock=clock, on_event=on_event)
         self._breakers: dict[str, Breaker] = {}
         #: Ledger keys of answers this client's batches collected and no call has reported yet.
         self._batch_answers: dict[str, BatchAnswer] = {}
 
     def limiter_for(self, model: str) -> Limiter:
         """Each model has its own limits (ANTHROPIC_FACTS §2), so its own limiter."""
-        if model not in self._limiters:
-            s = self.settings
-            self._limiters[model] = Limiter(
-                model,
-                self._state.limiter,
-                rpm=s.rpm,
-                itpm=s.itpm,
-                otpm=s.otpm,
-                burst_seconds=s.burst_seconds,
-                clock=self._clock,
-                namespace=s.endpoint,
-            )
-        return self._limiters[model]
+        return self._pacing.limiter(model)
+
+    def learner_for(self, model: str) -> LimitLearner:
+        """What tunes `limiter_for(model)` to the limits the API's headers report."""
+        return self._pacing.learner(model)
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most calls this client will want in flight at once (size a `Runner` with it)."""
+        return self._pacing.max_in_flight
+
+    def in_flight(self) -> int:
+        """How many calls to have in flight now (`Runner(..., in_flight=client.in_flight)`)."""
+        return self._pacing.in_flight()
 
     def breaker_for(self, model: str) -> Breaker:
         if model not in self._breakers:
@@ -146,20 +155,23 @@ class Client:
         # A plain function handing back the retry coroutine, and a `partial` rather than a lambda:
         # both live for the whole call, and at 200 calls in flight every object held across the
         # HTTP exchange feeds the garbage collector (a closure over five names is seven objects).
-        limiter = self.limiter_for(request.model)
+        learner = self.learner_for(request.model)
         attempt = partial(self._call_once, request, key, estimate_input_tokens(request.params), tally)
         return self._retry.call(
             attempt,
             key=request.key,
             model=request.model,
-            cool_down=limiter.cool_down,
-            shared=limiter.shares_429,
+            cool_down=learner.cool_down,
+            shared=learner.shares_429,
         )
 
     async def _call_once(self, request: Request, key: str, estimate: int, tally: _Tally) -> Message:
         limiter, breaker = self.limiter_for(request.model), self.breaker_for(request.model)
+        learner = self.learner_for(request.model)
         checked = await breaker.check()
+        await learner.load()
         reservation = await limiter.reserve(estimate, request.max_tokens)
+        tally.limiter_wait_s += reservation.waited_s
         try:
             granted = await breaker.admit(None if reservation.queued else checked)
         except CircuitOpen:
@@ -181,7 +193,7 @@ class Client:
             if isinstance(exc, RateLimited) and exc.reports_limits:
                 # The server's rate limiter says which buckets are empty: that is the news to act on,
                 # and the booking stays (giving it back would refill what the server calls empty).
-                await limiter.observe(exc.limits)
+                await learner.observe(exc.limits, sent_at=started, reservation=reservation, refused=True)
             elif exc.status_code is not None:  # turned away for another reason: nothing was counted
                 await limiter.release(reservation)
             await breaker.record(granted, exc)
@@ -196,7 +208,7 @@ class Client:
         await limiter.settle(
             reservation, usage.input_tokens + (usage.cache_creation_input_tokens or 0), usage.output_tokens
         )
-        await limiter.observe(rate_limit_headers(raw.http_response.headers))
+        await learner.observe(rate_limit_headers(raw.http_response.headers), sent_at=started)
         await breaker.record(granted, None)
         return message
 
@@ -262,7 +274,10 @@ class Client:
         fallback: bool = False,
     ) -> CallResult:
         latency_ms = tally.latency_s * 1000.0
-        wait_ms = max(0.0, (self._clock.now() - began) * 1000.0 - latency_ms)
+        elapsed_s = self._clock.now() - began
+        wait_ms = max(0.0, elapsed_s * 1000.0 - latency_ms)
+        if tally.attempts:
+            self._pacing.record(elapsed_s - tally.limiter_wait_s, message.usage if message else None)
         common = {
             "key": request.key,
             "model": request.model,
@@ -297,11 +312,10 @@ class Client:
 
     async def aclose(self) -> None:
         """Hand the limiters' held give-backs to the shared state (`open_client` calls this)."""
-        for limiter in self._limiters.values():
-            await limiter.flush()
+        await self._pacing.flush()
 
     def __repr__(self) -> str:
         return (
             f"<Client model={self.settings.model!r} fallback={self.settings.fallback_model!r} "
-            f"state={self._state.kind} limiters={list(self._limiters)}>"
+            f"state={self._state.kind} limiters={list(self._pacing.limiters)}>"
         )

@@ -39,6 +39,7 @@ from llm_pipeline.claude.state.base import (
     encode_items,
 )
 from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
+from llm_pipeline.claude.state.learned import SqliteLearnedStore
 
 __all__ = ["SqliteBackend"]
 
@@ -77,6 +78,21 @@ def _connect(path: Path, schema: str) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=30000")
     conn.executescript(schema)
     return conn
+
+
+def _upgrade_limiter_table(conn: sqlite3.Connection) -> None:
+    """Add the columns a `limits.sqlite` written by an older version lacks (0 = not known yet).
+
+    Two processes may upgrade the same file at once; the loser's ALTER fails on the duplicate
+    column, which is exactly the state it wanted."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(limiter)")}
+    for column in gcra.FIELDS:
+        if column not in present:
+            try:
+                conn.execute(f"ALTER TABLE limiter ADD COLUMN {column} REAL NOT NULL DEFAULT 0")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 @contextmanager
@@ -152,20 +168,27 @@ class SqliteLimiterStore:
         tolerance: float,
         horizon: float = math.inf,
         credit: Sequence[float] = (),
+        intervals: Sequence[float] = (),
     ) -> Booking:
-        return self._change(name, gcra.book, costs, tolerance, horizon, credit)[0]
+        return self._change(name, gcra.book, costs, tolerance, horizon, credit, intervals)[0]
 
-    async def adjust(self, name: str, deltas: Sequence[float]) -> None:
-        self._change(name, gcra.adjust, deltas)
+    async def adjust(self, name: str, deltas: Sequence[float], intervals: Sequence[float] = ()) -> None:
+        self._change(name, gcra.adjust, deltas, intervals)
 
-    async def undo(self, name: str, booking: Booking, costs: Sequence[float]) -> None:
-        self._change(name, gcra.undo, booking.before, booking.version, costs)
+    async def undo(
+        self, name: str, booking: Booking, costs: Sequence[float], intervals: Sequence[float] = ()
+    ) -> None:
+        self._change(name, gcra.undo, booking.before, booking.version, costs, intervals)
 
-    async def cool_down(self, name: str, seconds: float, tolerance: float) -> None:
-        self._change(name, gcra.cool_down, seconds, tolerance)
+    async def cool_down(
+        self, name: str, seconds: float, tolerance: float, intervals: Sequence[float] = ()
+    ) -> None:
+        self._change(name, gcra.cool_down, seconds, tolerance, intervals)
 
-    async def raise_floor(self, name: str, backlogs: Sequence[float | None]) -> None:
-        self._change(name, gcra.raise_floor, backlogs)
+    async def raise_floor(
+        self, name: str, backlogs: Sequence[float | None], intervals: Sequence[float] = ()
+    ) -> None:
+        self._change(name, gcra.raise_floor, backlogs, intervals)
 
     async def peek(self, name: str) -> Booking:
         now, row = self._now(), self._load(name)
@@ -328,6 +351,7 @@ class SqliteBackend:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._limits = _connect(self.directory / "limits.sqlite", _LIMITS_SCHEMA)
+        _upgrade_limiter_table(self._limits)
         self._ledger = _connect(self.directory / "ledger.sqlite", _LEDGER_SCHEMA)
         # One cursor per store, reused: `Connection.execute` makes a new cursor object for every
         # statement, and a call runs four of them; the stores never interleave two statements.
@@ -335,6 +359,7 @@ class SqliteBackend:
         self.breaker = SqliteBreakerStore(self._limits.cursor(), now)
         self.ledger = SqliteLedgerStore(self._ledger.cursor())
         self.batches = SqliteBatchStore(self._ledger)
+        self.learned = SqliteLearnedStore(self._limits.cursor())
 
     async def aclose(self) -> None:
         self.ledger.commit()
