@@ -34,8 +34,9 @@ again" in units of its rate: `TAT_i - base = u_i * interval_i` for the `u_i` uni
 (`base` = now, or the end of a running pause, which is time and not units). The row remembers the
 intervals its TATs are expressed in; a caller with other intervals converts it first,
 
-    TAT_i' = base + (TAT_i - base) * interval_i' / interval_i        (TAT_i > base; likewise end_i)
+    TAT_i' = base + (TAT_i - base) * interval_i' / interval_i        (TAT_i > base)
 
+(and the latest booking's end likewise from its start, which is a time and stays),
 so what was consumed stays consumed, in units, and only the speed it drains at changes: a rate
 raised to double drains a backlog of 4 s in 2 s, a halved one in 8 s. A row with no intervals yet
 (0: new, or written before rates could change) adopts the caller's as they are. Every process
@@ -162,6 +163,7 @@ def retune(row: LimiterRow, now: float, intervals: Sequence[float]) -> None:
     if current[0] == intervals[0] and current[1] == intervals[1] and current[2] == intervals[2]:
         return
     base = max(now, row.paused_until)
+    anchor = max(base, row.last_start)  # the latest booking still starts then; its cost converts
     tats, ends = row.tats, row.last_ends
     for i in _RATES:
         old, new = current[i], intervals[i]
@@ -169,8 +171,8 @@ def retune(row: LimiterRow, now: float, intervals: Sequence[float]) -> None:
             factor = new / old
             if tats[i] > base:
                 tats[i] = base + (tats[i] - base) * factor
-            if ends[i] > base:
-                ends[i] = base + (ends[i] - base) * factor
+            if ends[i] > anchor:
+                ends[i] = anchor + (ends[i] - anchor) * factor
         current[i] = new
     row.version += 1
 

@@ -52,12 +52,13 @@ local function retune(k)
   local iv = {tonumber(ARGV[k]), tonumber(ARGV[k + 1]), tonumber(ARGV[k + 2])}
   if r[11] == iv[1] and r[12] == iv[2] and r[13] == iv[3] then return end
   local base = math.max(t, r[4])
+  local anchor = math.max(base, r[6])
   for i = 1, 3 do
     local old = r[10 + i]
     if old > 0 and old ~= iv[i] then
       local factor = iv[i] / old
       if r[i] > base then r[i] = base + (r[i] - base) * factor end
-      if r[6 + i] > base then r[6 + i] = base + (r[6 + i] - base) * factor end
+      if r[6 + i] > anchor then r[6 + i] = anchor + (r[6 + i] - anchor) * factor end
     end
     r[10 + i] = iv[i]
   end
