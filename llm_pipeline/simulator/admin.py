@@ -47,6 +47,8 @@ CONFIGURABLE: dict[str, Callable[[Any], Any]] = {
     "batch_p_errored": float,
     "batch_p_expired": float,
     "prompt_cache_min_tokens": int,
+    "rate_limit_headers": bool,
+    "round_token_remaining": bool,
 }
 
 
