@@ -7,11 +7,14 @@ size, min(RPM, ITPM / input tokens per call, OTPM / output tokens per call) / 60
 are exponentially weighted means of the calls so far (the newest weighs `ALPHA`), so the bound
 follows the latency as it changes. The bound is
 
-    ceil(HEADROOM x lambda x W), at least 1, at most the cap
+    ceil(HEADROOM x lambda x W + room), at least 1, at most the cap
 
 with HEADROOM = 2: the spare half covers the latency tail (a lognormal's p95 is ~2.3x its median
 at sigma 0.5) and the backoff sleeps of retried calls, so the workers are never what holds the
-rate back. The cap is `LLM_PIPELINE_MAX_CONCURRENCY` when set, else `AUTO_MAX_IN_FLIGHT`.
+rate back. `room` is the calls the limiter's buckets would let start right now (their level at
+the calls' mean size): after a quiet spell a deep bucket (60 s of the rate) is there to be used at
+once, not at the refill rate; once it is spent, `room` is about 0. The cap is
+`LLM_PIPELINE_MAX_CONCURRENCY` when set, else `AUTO_MAX_IN_FLIGHT`.
 
 Measured (issue 15, 3,000 RPM, 0.5 s median latency, lognormal sigma 0.5, 5.5% faults, 2,000
 documents): 32 calls in flight took 39.7-40.0 s where the limit allows ~35.6 s, 64 took 36.8 s.
@@ -21,7 +24,7 @@ lambda x W is about 50/s x 0.6 s = 30 there: twice that is what 64 gave.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from llm_pipeline.claude.limits import LimitsInEffect
 
@@ -70,11 +73,18 @@ class InFlightSizer:
         ]
         return min(allowed, default=math.inf)
 
-    def target(self, limits: Iterable[LimitsInEffect]) -> int:
-        """The in-flight bound for calls paced by `limits` (the busiest model's, when several)."""
-        rate = max((self.calls_per_s(each) for each in limits), default=math.inf)
+    def calls_in(self, room: Sequence[float]) -> float:
+        """The calls that `room` (free units of each rate) holds at the calls' mean size."""
+        sizes = (1.0, self._input or 0.0, self._output or 0.0)
+        return min((free / size for free, size in zip(room, sizes, strict=True) if size > 0), default=0.0)
+
+    def target(self, paced: Iterable[tuple[LimitsInEffect, Sequence[float]]]) -> int:
+        """The in-flight bound for calls paced by (limits, room now) per model: the busiest model's."""
         hold = _PRIOR_HOLD_S if self._hold_s is None else self._hold_s
-        wanted = HEADROOM * rate * hold
+        wanted = max(
+            (HEADROOM * self.calls_per_s(limits) * hold + self.calls_in(room) for limits, room in paced),
+            default=math.inf,
+        )
         if not math.isfinite(wanted):
             return self.ceiling
         return max(1, min(self.ceiling, math.ceil(wanted)))

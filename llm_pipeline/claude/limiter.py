@@ -11,29 +11,25 @@ All three TATs are booked at s in one backend transaction, the caller sleeps unt
 order is release order (FIFO), no matter how different the weights. Example: 50 requests/s with a
 5 s burst (margin 0) releases 250 requests at once, then one every 20 ms.
 
-Booking horizon: a caller books only when its start is within `horizon_s` (1 s by default) of
-now; further out it waits at the head of this process's queue and asks again (every `poll_s` at
-most). Booking everything on arrival would let queued callers book `max_tokens` each, minutes
-ahead, before any call finished, and the give-backs below could never reach them.
+Booking horizon: a caller books only when its start is within `horizon_s` (1 s) of now; further
+out it waits at the head of this process's queue and asks again (every `poll_s` at most), so
+queued callers never book `max_tokens` minutes ahead, out of reach of the give-backs below.
 
-Booking and correcting:
 - output tokens are booked at `max_tokens`, input tokens at `token_estimate.estimate_input_tokens`
-  (an over-estimate); `settle` charges or gives back the difference once `usage` arrives (input
-  + cache writes; cache reads do not count for ITPM). A charge is booked at once; a give-back is
-  held and applied inside this limiter's next booking's transaction (or by `flush`): holding room
-  back a little longer can only under-use the account, and it saves a transaction per call.
+  (an over-estimate); `settle` charges or gives back the difference once `usage` arrives (input +
+  cache writes). A charge is booked at once; a give-back is held and applied inside the next
+  booking's transaction (or by `flush`), which can only under-use the account and saves a write.
 - a caller cancelled while waiting gives its booking back (exactly when it was the latest
   booking; otherwise under the give-back floor of `state/gcra.py`, so no one double-books).
 - a request heavier than `heaviest_s` of a rate can never be served: `BadRequest`, not a wait.
-  That is the bucket when the limits are configured; learned limits pass a whole minute (a
-  per-minute limit serves nothing larger), since a learned bucket is only a lower bound.
-- `cool_down(until, empty=)` after a 429: one shared pause for everyone on this limiter (in every
-  process sharing its state); the booked schedule shifts by the pause, so queued callers keep
-  their spacing. `empty` (the server's limiter said so) also counts every bucket as empty, so
-  the end of the pause is no fresh burst.
-- `catch_down(remaining)`: when the server's `-remaining` shows less room than we assume (someone
-  else spends the same account), TATs move forward to match.
-- `retune(rates, burst)`: new limits from now on. The shared row is converted to the new
+  That is the bucket by default; learned limits pass a whole minute (a per-minute limit serves
+  nothing larger), since a learned bucket is only a lower bound.
+- `cool_down(until, empty=)` after a 429: one shared pause for everyone on this limiter (every
+  process sharing its state); the schedule shifts by the pause, so queued callers keep their
+  spacing. `empty` (the server's limiter said so) also empties every bucket: no fresh burst.
+- `catch_down(remaining)`: the server's `-remaining` shows less room than we assume (someone else
+  spends the same account): TATs move forward to match.
+- `retune(rates, burst)`: new limits from now on; the shared row is converted to the new
   intervals by the next change (`gcra.retune`: consumed units stay consumed).
 
 Safety margin: the tolerance is the burst minus `min(1 s, 10% of it)`. Pacing exactly at the
@@ -82,28 +78,6 @@ class Reservation:
 
 class Limiter:
     """Paces one model's calls to the account's three rates; shared through a state backend."""
-
-    __slots__ = (
-        "_backlogs",
-        "_backlogs_at",
-        "_capacities",
-        "_clock",
-        "_credit",
-        "_fixed_margin",
-        "_heaviest",
-        "_horizon",
-        "_ids",
-        "_intervals",
-        "_key",
-        "_limits",
-        "_poll",
-        "_queued",
-        "_store",
-        "_tolerance",
-        "_turn",
-        "_waiters",
-        "name",
-    )
 
     def __init__(
         self,
@@ -166,6 +140,14 @@ class Limiter:
     def limits(self) -> tuple[tuple[float, ...], float]:
         """The rates (per minute) and burst (seconds) this limiter paces at."""
         return self._limits
+
+    def room(self) -> tuple[float, ...]:
+        """Units of each rate that could start now, as of the last booking seen (all processes')."""
+        elapsed = self._clock.now() - self._backlogs_at
+        return tuple(
+            max(0.0, self._tolerance - max(0.0, backlog - elapsed)) / interval
+            for backlog, interval in zip(self._backlogs, self._intervals, strict=True)
+        )
 
     @property
     def capacities(self) -> tuple[float, ...]:
@@ -301,10 +283,9 @@ class Limiter:
             await self._store.raise_floor(self._key, floors, self._intervals)
 
     def __repr__(self) -> str:
-        elapsed = self._clock.now() - self._backlogs_at
         levels = " ".join(
-            f"{rate}={max(0.0, self._tolerance - max(0.0, b - elapsed)) / i:.1f}/{self._tolerance / i:.1f}"
-            for rate, b, i in zip(RATE_NAMES, self._backlogs, self._intervals, strict=True)
+            f"{rate}={room:.1f}/{capacity:.1f}"
+            for rate, room, capacity in zip(RATE_NAMES, self.room(), self._capacities, strict=True)
         )
         nxt = min(self._waiters.values(), default=None)
         release = "-" if nxt is None else f"{nxt - self._clock.now():+.3f}s"

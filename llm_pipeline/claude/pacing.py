@@ -76,7 +76,9 @@ class Pacing:
         learners = self.learners.values()
         if not learners or not all(learner.known for learner in learners):
             return 1
-        return self._sizer.target(learner.limits for learner in learners)
+        return self._sizer.target(
+            (learner.limits, self.limiters[learner.model].room()) for learner in learners
+        )
 
     def record(self, hold_s: float, usage: Usage | None) -> None:
         """A finished call that reached the API: `hold_s` outside the limiter, `usage` if answered."""

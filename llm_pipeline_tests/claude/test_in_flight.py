@@ -7,6 +7,8 @@ import pytest
 from llm_pipeline.claude.in_flight import ALPHA, InFlightSizer
 from llm_pipeline.claude.limits import LimitsInEffect
 
+NO_ROOM = (0.0, 0.0, 0.0)
+
 
 def limits(rpm: float | None, itpm: float | None = None, otpm: float | None = None) -> LimitsInEffect:
     sources = ("headers", "headers", "headers")
@@ -30,22 +32,30 @@ def test_the_bound_is_twice_lambda_times_w(
 ) -> None:
     sizer = InFlightSizer(ceiling)
     sizer.record(hold_s, *tokens)
-    assert sizer.target([limits(*rates)]) == expected
+    assert sizer.target([(limits(*rates), (0.0, 0.0, 0.0))]) == expected
 
 
 def test_the_bound_follows_the_latency_as_it_changes() -> None:
     sizer = InFlightSizer(256)
     sizer.record(0.5, 700, 100)
-    assert sizer.target([limits(3_000)]) == 50
+    assert sizer.target([(limits(3_000), NO_ROOM)]) == 50
     for _ in range(200):  # the latency doubles and stays there
         sizer.record(1.0, 700, 100)
-    assert sizer.target([limits(3_000)]) == 100
+    assert sizer.target([(limits(3_000), NO_ROOM)]) == 100
     sizer.record(11.0, 700, 100)  # one slow call moves the mean by ALPHA of the difference
-    assert sizer.target([limits(3_000)]) == round(2 * 50 * (1.0 + ALPHA * 10.0))
+    assert sizer.target([(limits(3_000), NO_ROOM)]) == round(2 * 50 * (1.0 + ALPHA * 10.0))
 
 
 def test_several_models_take_the_busiest_and_unanswered_calls_count_their_time() -> None:
     sizer = InFlightSizer(256)
     sizer.record(0.5)  # a call that failed: its time counts, it used no tokens
-    assert sizer.target([limits(600), limits(3_000)]) == 50
+    assert sizer.target([(limits(600), NO_ROOM), (limits(3_000), NO_ROOM)]) == 50
     assert sizer.target([]) == 256
+
+
+def test_what_the_buckets_hold_now_is_added_so_a_deep_bucket_is_used_at_once() -> None:
+    sizer = InFlightSizer(256)
+    sizer.record(0.5, 700, 100)
+    full = (3_000.0, 1_000_000.0, 1_000.0)  # 3,000 requests, but output room for only 10 calls
+    assert sizer.target([(limits(3_000), full)]) == 50 + 10
+    assert sizer.target([(limits(3_000), (3_000.0, 1e9, 1e9))]) == 256
