@@ -109,7 +109,7 @@ def test_the_user_code_deployment_serves_the_projects_definitions() -> None:
 
 
 def test_the_values_env_configures_the_resources_as_intended(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pod's env, read by the real resources: shared Redis state, the account's limits, /data."""
+    """The pod's env, read by the real resources: shared Redis state, a share of the learned limits, /data."""
     env = {e["name"]: e["value"] for e in _deployment()["env"]}
     for item in _deployment()["env"]:
         _k8s_model("V1EnvVar", item)
@@ -122,9 +122,8 @@ def test_the_values_env_configures_the_resources_as_intended(monkeypatch: pytest
         data_dir = resources.pipeline_config.settings().data_dir
     assert resources.claude.backend_name == "anthropic"
     assert settings.state == env["LLM_PIPELINE_STATE"]
-    assert (settings.rpm, settings.itpm, settings.otpm) == tuple(
-        float(env[f"LLM_PIPELINE_{name}"]) for name in ("RPM", "ITPM", "OTPM")
-    )
+    assert (settings.rpm, settings.itpm, settings.otpm) == (None, None, None), "learned, not typed in"
+    assert settings.limit_share == float(env["LLM_PIPELINE_LIMIT_SHARE"])
     assert settings.max_concurrency == int(env["LLM_PIPELINE_MAX_CONCURRENCY"])
     assert data_dir == Path(env["LLM_PIPELINE_DATA_DIR"])
 

@@ -193,9 +193,10 @@ class Client:
             if isinstance(exc, RateLimited) and exc.reports_limits:
                 # The server's rate limiter says which buckets are empty: that is the news to act on,
                 # and the booking stays (giving it back would refill what the server calls empty).
-                await learner.observe(exc.limits, sent_at=started, reservation=reservation, refused=True)
+                await learner.observe(exc.limits, sent_at=started, reservation=reservation, status=429)
             elif exc.status_code is not None:  # turned away for another reason: nothing was counted
                 await limiter.release(reservation)
+                await learner.observe({}, sent_at=started, status=exc.status_code)
             await breaker.record(granted, exc)
             raise
         except asyncio.CancelledError:

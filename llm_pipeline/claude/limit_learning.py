@@ -18,7 +18,9 @@ and `-remaining` (`rate_headers.py`). A `LimitLearner` (one per model and endpoi
 
 What is learned goes to the shared state (`LearnedStore`) with when it was seen: every process of
 the deployment, and the next run, start from it. A process that has learned nothing yet is at
-"first contact" (`known` is False): the client sizes its fan-out to one call until it knows.
+"first contact" (`known` is False): the client sizes its fan-out to one call until it knows, or
+until the server has answered at all without saying (an error status without headers: an outage
+must reach the breaker through a fan-out, not one call's retries; the defaults pace meanwhile).
 
 Which 429s pause everyone (`shares_429`): one that carried rate-limit headers (the server's own
 limiter answered), or any 429 while no response in the last `ROOM_FRESH_S` reported room in every
@@ -66,6 +68,7 @@ class LimitLearner:
     """Learns one model's limits at one endpoint and retunes its `Limiter` (see the module docstring)."""
 
     __slots__ = (
+        "_answered",
         "_caps",
         "_changed_at",
         "_clock",
@@ -101,7 +104,7 @@ class LimitLearner:
         self._limiter, self._store, self._caps, self._clock = limiter, store, caps, clock
         self._on_event = on_event
         self._learned: LearnedLimits | None = None
-        self._loaded = self._no_headers = False
+        self._loaded = self._no_headers = self._answered = False
         #: This process's clock when it last adopted new limits, and last wrote the shared record.
         self._changed_at = self._written_at = -math.inf
         self._room_at: float | None = None
@@ -112,8 +115,8 @@ class LimitLearner:
 
     @property
     def known(self) -> bool:
-        """Past first contact: limits were learned (now or earlier), or the server sends none."""
-        return self._learned is not None or self._no_headers
+        """Past first contact: limits were learned (now or earlier), or the server answered without."""
+        return self._learned is not None or self._no_headers or self._answered
 
     @property
     def limits(self) -> LimitsInEffect:
@@ -146,9 +149,11 @@ class LimitLearner:
         *,
         sent_at: float | None = None,
         reservation: Reservation | None = None,
-        refused: bool = False,
+        status: int = 200,
     ) -> None:
-        """Learn from one response's headers (`refused`: a 429 from the server's rate limiter)."""
+        """Learn from one response's headers: a success (200), a 429 from the server's rate limiter
+        (with `reservation`, the refused booking), or any other error status the server answered."""
+        refused = status == 429
         report = read_rate_headers(headers)
         for header, value in report.bad:
             if header not in self._reported:
@@ -173,9 +178,10 @@ class LimitLearner:
                 )
                 await self._store.put(self._learned)
                 self._written_at = now
-        elif not refused and not self.known:
+        elif status == 200 and self._learned is None and not self._no_headers:
             self._no_headers = True
             self._emit(NoRateLimitHeaders(self._effect))
+        self._answered = True
         if report.reports_remaining:
             await self._limiter.catch_down(report.remaining)
 

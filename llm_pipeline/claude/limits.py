@@ -164,8 +164,15 @@ class LimitsChanged:
 
     def __str__(self) -> str:
         limits = self.limits
-        where = "from the shared state" if self.reason == "start" and limits.learned else self.reason
-        return f"rate limits for {limits.model} at {limits.endpoint} ({where}): {limits.describe()}"
+        head = f"rate limits for {limits.model} at {limits.endpoint}"
+        if self.reason != "start":
+            return f"{head} (from the API's headers): {limits.describe()}"
+        if limits.learned is not None:
+            return f"{head} (from the shared state): {limits.describe()}"
+        return (
+            f"{head}: nothing learned yet, so the first request goes alone and its answer's headers set "
+            f"them (until then: {limits.describe()})"
+        )
 
 
 @dataclass(frozen=True, slots=True)

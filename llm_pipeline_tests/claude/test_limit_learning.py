@@ -145,6 +145,19 @@ async def test_a_server_that_sends_no_headers_is_said_once_and_ends_first_contac
     assert limiter.limits == ((600, 50_000, 10_000), 30.0)
 
 
+async def test_an_error_answered_without_headers_ends_first_contact_without_a_warning() -> None:
+    """A 500 or 529 says nothing about the limits, but the server is there: the fan-out may start at
+    the limits in effect (an outage must reach the breaker), and a later success still teaches."""
+    learner, limiter, events, _ = make(FakeClock(T0))
+    await learner.load()
+    await learner.observe({}, status=500)
+    assert learner.known
+    assert not [e for e in events if isinstance(e, NoRateLimitHeaders)]
+    assert learner.limits.sources == ("default", "default", "default")
+    await learner.observe(headers(3_000, left=249))
+    assert limiter.limits[0][0] == 3_000
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -217,13 +230,13 @@ async def test_a_limiter_429_shrinks_the_burst_to_where_the_refused_booking_left
     await learner.observe(headers(3_000, left=2_999))  # the learned depth says 60 s
     assert learner.limits.burst_s == pytest.approx(59.98)
     refused = Reservation(1, 0, 0.0, backlogs=(2.5, 0.0, 0.0))  # booked 2.5 s from full, refused
-    await learner.observe(headers(3_000, left=0), reservation=refused, refused=True)
+    await learner.observe(headers(3_000, left=0), reservation=refused, status=429)
     assert learner.limits.burst_s == pytest.approx(2.5)
     deeper = Reservation(1, 0, 0.0, backlogs=(4.0, 0.0, 0.0))
-    await learner.observe(headers(3_000, left=0), reservation=deeper, refused=True)
+    await learner.observe(headers(3_000, left=0), reservation=deeper, status=429)
     assert learner.limits.burst_s == pytest.approx(2.5), "a later refusal further down says nothing new"
     tiny = Reservation(1, 0, 0.0, backlogs=(0.2, 0.0, 0.0))
-    await learner.observe(headers(3_000, left=0), reservation=tiny, refused=True)
+    await learner.observe(headers(3_000, left=0), reservation=tiny, status=429)
     assert learner.limits.burst_s == 1.0, "never below a second (Anthropic's finest stated grain)"
 
 
