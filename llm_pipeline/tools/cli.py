@@ -1,4 +1,4 @@
-"""`llm-pipeline`: the project's own commands beside `dagster` (demo, web UI, ledger upkeep).
+"""`llm-pipeline`: the project's own commands beside `dagster` (demo, web UI, ledger upkeep, limits).
 
 Each subcommand imports its module only when chosen, so `llm-pipeline --help` stays instant and a
 ledger command does not load Dagster.
@@ -36,6 +36,12 @@ def _ledger_prune(args: argparse.Namespace) -> int:
     return prune(args.older_than, args.state)
 
 
+def _limits(args: argparse.Namespace) -> int:
+    from llm_pipeline.tools.limits_cli import show
+
+    return show(args.state)
+
+
 def _age(text: str) -> timedelta:
     from llm_pipeline.tools.ledger_cli import parse_age
 
@@ -48,7 +54,8 @@ def _age(text: str) -> timedelta:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llm-pipeline",
-        description="Run the llm_pipeline demo, its web UI, and upkeep of its durable state.",
+        description="Run the llm_pipeline demo, its web UI, upkeep of its durable state, and show the "
+        "rate limits it learned.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -88,7 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     ledger_prune = ledger_commands.add_parser("prune", help="delete answers older than an age")
     ledger_prune.add_argument("--older-than", required=True, type=_age, help="age: 30d, 12h, 90m, 3600s, 2w")
     ledger_prune.set_defaults(handler=_ledger_prune)
-    for sub in (ledger_stats, ledger_prune):
+    limits = commands.add_parser(
+        "limits",
+        help="the rate limits learned from the API's headers, per endpoint and model",
+        description="What the shared state learned from the anthropic-ratelimit-* headers (limits, "
+        "bucket depth, when seen), this environment's caps and share, and the limits in effect. "
+        "The state is --state, else $LLM_PIPELINE_STATE, else $DAGSTER_HOME, else .llm_state.",
+    )
+    limits.set_defaults(handler=_limits)
+    for sub in (ledger_stats, ledger_prune, limits):
         sub.add_argument("--state", default=None, help="a state directory or redis:// URL")
     return parser
 
