@@ -105,11 +105,11 @@ class Limiter:
         self._credit: tuple[float, ...] = _NO_CREDIT
         self._backlogs: tuple[float, ...] = (0.0, 0.0, 0.0)
         self._backlogs_at = clock.now()
+        self._horizon = horizon_s
+        self._poll = poll_s
         self.retune((rpm, itpm, otpm), burst_seconds)
         self._waiters: dict[int, float] = {}
         self._ids = itertools.count()
-        self._horizon = horizon_s
-        self._poll = poll_s
         #: The FIFO of this process's callers waiting to book; made on the running loop when first used.
         self._turn: asyncio.Lock | None = None
         self._queued = 0
@@ -135,6 +135,9 @@ class Limiter:
         self._tolerance = burst_seconds - margin
         self._heaviest = self._tolerance if heaviest_s is None else max(heaviest_s, self._tolerance)
         self._capacities = tuple(self._tolerance / interval for interval in intervals)
+        #: What every store change converts the shared row to (`gcra.retune`): these intervals, and
+        #: a backlog no longer than a full bucket plus what may be booked ahead of now.
+        self._scale = (*intervals, self._tolerance + self._horizon)
 
     @property
     def limits(self) -> tuple[tuple[float, ...], float]:
@@ -196,7 +199,7 @@ class Limiter:
                 start = max(start, self._clock.now() + seen.delay)
                 self._waiters[ticket] = start
         except BaseException:
-            await self._store.undo(self._key, booking, costs, self._intervals)
+            await self._store.undo(self._key, booking, costs, self._scale)
             raise
         finally:
             del self._waiters[ticket]
@@ -218,7 +221,7 @@ class Limiter:
                 while True:
                     credit, self._credit = self._credit, _NO_CREDIT
                     booking = await self._store.reserve(
-                        self._key, costs, self._tolerance, self._horizon, credit, self._intervals
+                        self._key, costs, self._tolerance, self._horizon, credit, self._scale
                     )
                     self._remember(booking.backlogs)
                     if booking.booked:
@@ -242,13 +245,13 @@ class Limiter:
             credit = self._credit
             self._credit = (credit[0], credit[1] + min(d_in, 0.0), credit[2] + min(d_out, 0.0))
         if d_in > 0 or d_out > 0:
-            await self._store.adjust(self._key, (0.0, max(d_in, 0.0), max(d_out, 0.0)), self._intervals)
+            await self._store.adjust(self._key, (0.0, max(d_in, 0.0), max(d_out, 0.0)), self._scale)
 
     async def flush(self) -> None:
         """Apply the held give-backs now (when the stack closes, so other processes get the room)."""
         credit, self._credit = self._credit, _NO_CREDIT
         if any(credit):
-            await self._store.adjust(self._key, credit, self._intervals)
+            await self._store.adjust(self._key, credit, self._scale)
 
     async def release(self, reservation: Reservation) -> None:
         """Give back a booking the server never counted (not sent, or turned away), held like a give-back."""
@@ -265,7 +268,7 @@ class Limiter:
         seconds = until - self._clock.now()
         if seconds > 0:
             tolerance = self._tolerance if empty else 0.0
-            await self._store.cool_down(self._key, seconds, tolerance, self._intervals)
+            await self._store.cool_down(self._key, seconds, tolerance, self._scale)
 
     async def catch_down(self, remaining: Sequence[float | None]) -> None:
         """Catch up with the server when what it says `remaining` shows less room than we assume."""
@@ -280,7 +283,7 @@ class Limiter:
             backlog = self._tolerance - (left + rounding_slack(rate, left)) * interval
             floors.append(backlog if backlog > max(0.0, known - elapsed) else None)
         if any(f is not None for f in floors):
-            await self._store.raise_floor(self._key, floors, self._intervals)
+            await self._store.raise_floor(self._key, floors, self._scale)
 
     def __repr__(self) -> str:
         levels = " ".join(

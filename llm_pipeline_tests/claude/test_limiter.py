@@ -466,3 +466,18 @@ def test_a_retune_may_accept_requests_heavier_than_the_bucket() -> None:
     assert booked.output_tokens == 500
     with pytest.raises(BadRequest, match=r"holds only 600"):
         asyncio.run(limiter.reserve(0, 601))
+
+
+async def test_a_cut_rate_whose_bucket_was_empty_is_empty_not_over_empty() -> None:
+    """100/s, 1 s bucket, emptied; cut to 25/s (same 1 s): the backlog of 1 s would be 4 s in units,
+    but a bucket is never more than empty: capped at the tolerance plus the 1 s horizon (2 s), the
+    next request starts at +1.04 s, not at +3.04 s."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=6_000, burst=1.0)
+    await start_all(limiter, clock, [(0, 0)] * 100)
+    limiter.retune((1_500, HUGE, HUGE), 1.0)
+    nxt = asyncio.create_task(limiter.reserve(0, 0))
+    await clock.advance(1.04 - 0.001)
+    assert not nxt.done()
+    await clock.advance(0.002)
+    assert nxt.done()

@@ -38,7 +38,10 @@ intervals its TATs are expressed in; a caller with other intervals converts it f
 
 (and the latest booking's end likewise from its start, which is a time and stays),
 so what was consumed stays consumed, in units, and only the speed it drains at changes: a rate
-raised to double drains a backlog of 4 s in 2 s, a halved one in 8 s. A row with no intervals yet
+raised to double drains a backlog of 4 s in 2 s, a halved one in 8 s. Except beyond a full
+bucket: a bucket is never more than empty, so a converted backlog is capped at the caller's
+tolerance plus its booking horizon (the fourth value of `intervals`, when given); a halved rate
+whose bucket was empty is empty at the new rate, not twice over. A row with no intervals yet
 (0: new, or written before rates could change) adopts the caller's as they are. Every process
 converts to its own view, so two processes that briefly disagree (one has learned a new limit, the
 other not yet) never mix units in one booking. The burst (`tolerance`) is a parameter of each
@@ -156,12 +159,14 @@ class LimiterRow:
 
 
 def retune(row: LimiterRow, now: float, intervals: Sequence[float]) -> None:
-    """Express the row in `intervals` (see the module docstring); nothing to do when it already is."""
+    """Express the row in `intervals` (see the module docstring); nothing to do when it already is.
+    A fourth value, when given, caps each converted backlog (the caller's tolerance plus horizon)."""
     if not intervals:
         return
     current = row.intervals
     if current[0] == intervals[0] and current[1] == intervals[1] and current[2] == intervals[2]:
         return
+    cap = intervals[3] if len(intervals) > 3 else math.inf
     base = max(now, row.paused_until)
     anchor = max(base, row.last_start)  # the latest booking still starts then; its cost converts
     tats, ends = row.tats, row.last_ends
@@ -170,7 +175,7 @@ def retune(row: LimiterRow, now: float, intervals: Sequence[float]) -> None:
         if old > 0 and old != new:
             factor = new / old
             if tats[i] > base:
-                tats[i] = base + (tats[i] - base) * factor
+                tats[i] = base + min((tats[i] - base) * factor, cap)
             if ends[i] > anchor:
                 ends[i] = anchor + (ends[i] - anchor) * factor
         current[i] = new

@@ -46,18 +46,20 @@ local function adjust(d)
   end
   r[10] = r[10] + 1
 end
--- gcra.retune: express the row in the caller's intervals ARGV[k..k+2], when given
+-- gcra.retune: express the row in the caller's intervals ARGV[k..k+2] (ARGV[k+3]: the cap on a
+-- converted backlog), when given
 local function retune(k)
   if not ARGV[k] then return end
   local iv = {tonumber(ARGV[k]), tonumber(ARGV[k + 1]), tonumber(ARGV[k + 2])}
   if r[11] == iv[1] and r[12] == iv[2] and r[13] == iv[3] then return end
+  local cap = tonumber(ARGV[k + 3]) or math.huge
   local base = math.max(t, r[4])
   local anchor = math.max(base, r[6])
   for i = 1, 3 do
     local old = r[10 + i]
     if old > 0 and old ~= iv[i] then
       local factor = iv[i] / old
-      if r[i] > base then r[i] = base + (r[i] - base) * factor end
+      if r[i] > base then r[i] = base + math.min((r[i] - base) * factor, cap) end
       if r[6 + i] > anchor then r[6 + i] = anchor + (r[6 + i] - anchor) * factor end
     end
     r[10 + i] = iv[i]
