@@ -5,24 +5,36 @@ Throughput is measured from the simulator's own success times, over the busy per
 last success): successes / (bucket + rate x busy period), 1.0 = every request the server's limit
 and bucket allowed. Servers vary: limits, bucket depth (1 s, a few s, 60 s), latency, rounded
 token counts, no headers at all, limits changed mid-run, several processes.
+
+The simulator runs in a process of its own, as the API does: in this one, the client's fan-out of
+a few hundred calls would hold its thread off the interpreter and delay when it counts them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import time
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
 from llm_pipeline.claude.limits import LimitsChanged, NoRateLimitHeaders
-from llm_pipeline.simulator import Latency, Limits, Simulator, max_in_window
-from llm_pipeline_tests.fixtures.claude_calls import learning_settings, request, run_learning
+from llm_pipeline.simulator import (
+    Latency,
+    Limits,
+    Simulator,
+    SimulatorConfig,
+    SimulatorProcess,
+    max_in_window,
+)
+from llm_pipeline_tests.fixtures.claude_calls import learning_settings, request, run_learning, run_workers
 
-REPO = Path(__file__).resolve().parents[2]
+
+@pytest.fixture
+def simulator() -> Iterator[SimulatorProcess]:
+    """A fresh simulator in its own process (no limits until a test configures them)."""
+    with Simulator.spawn(SimulatorConfig(exit_after_s=600)) as sim:
+        yield sim
 
 
 def limiter_429_share(stats: dict) -> float:
@@ -45,7 +57,7 @@ def busy_ratio(times: list[float], rpm: float, burst_s: float) -> float:
     ],
 )
 async def test_nothing_configured_runs_at_the_servers_limit(
-    simulator: Simulator, rpm: float, burst_s: float, n: int, rounded: bool
+    simulator: SimulatorProcess, rpm: float, burst_s: float, n: int, rounded: bool
 ) -> None:
     simulator.control.configure(
         limits=Limits(rpm=rpm, itpm=100 * rpm * 1_000, otpm=20 * rpm * 1_000, burst_seconds=burst_s),
@@ -67,7 +79,7 @@ async def test_nothing_configured_runs_at_the_servers_limit(
 
 
 @pytest.mark.slow
-async def test_the_first_request_goes_alone_then_the_fan_out_starts(simulator: Simulator) -> None:
+async def test_the_first_request_goes_alone_then_the_fan_out_starts(simulator: SimulatorProcess) -> None:
     """Nothing known yet: the first request's headers set the limits before anything else is sent
     (its answer comes a full latency before any other), then the fan-out is sized by Little's law:
     at 100/s and 1 s per call, far more than the 32 calls a fixed pool used to allow."""
@@ -84,7 +96,7 @@ async def test_the_first_request_goes_alone_then_the_fan_out_starts(simulator: S
 
 
 @pytest.mark.slow
-async def test_configured_too_high_learns_down(simulator: Simulator) -> None:
+async def test_configured_too_high_learns_down(simulator: SimulatorProcess) -> None:
     rpm, burst_s = 1_200, 2.0
     simulator.control.configure(limits=Limits(rpm=rpm, burst_seconds=burst_s), latency=Latency(0.05, 0.3))
     events: list[object] = []
@@ -99,7 +111,7 @@ async def test_configured_too_high_learns_down(simulator: Simulator) -> None:
 
 
 @pytest.mark.slow
-async def test_a_cap_below_the_account_is_where_it_stays(simulator: Simulator) -> None:
+async def test_a_cap_below_the_account_is_where_it_stays(simulator: SimulatorProcess) -> None:
     cap, burst_s = 1_200, 1.0
     simulator.control.configure(limits=Limits(rpm=6_000, burst_seconds=burst_s), latency=Latency(0.05, 0.3))
     events: list[object] = []
@@ -116,7 +128,9 @@ async def test_a_cap_below_the_account_is_where_it_stays(simulator: Simulator) -
 
 
 @pytest.mark.slow
-async def test_limits_lowered_and_raised_mid_run_are_followed_within_seconds(simulator: Simulator) -> None:
+async def test_limits_lowered_and_raised_mid_run_are_followed_within_seconds(
+    simulator: SimulatorProcess,
+) -> None:
     high, low, burst_s = 2_400, 600, 1.0
     simulator.control.reset()
     started = time.monotonic()
@@ -144,7 +158,7 @@ async def test_limits_lowered_and_raised_mid_run_are_followed_within_seconds(sim
 @pytest.mark.slow
 @pytest.mark.parametrize("configured", [False, True])
 async def test_a_server_without_headers_is_paced_at_the_caps_else_the_defaults(
-    simulator: Simulator, configured: bool
+    simulator: SimulatorProcess, configured: bool
 ) -> None:
     simulator.control.configure(limits=Limits(rpm=600, burst_seconds=60.0), rate_limit_headers=False)
     caps = {"rpm": 600, "itpm": 600_000, "otpm": 120_000} if configured else {}
@@ -162,47 +176,14 @@ async def test_a_server_without_headers_is_paced_at_the_caps_else_the_defaults(
     assert simulator.control.stats()["limiter_429"] == 0
 
 
-def run_workers(base_url: str, state: str, processes: int, count: int, prefix: str) -> list[dict]:
-    """`processes` worker processes started together, each learning its limits (nothing configured)."""
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llm_pipeline_tests.fixtures.claude_calls",
-                "--learn",
-                "--base-url",
-                base_url,
-                "--state",
-                state,
-                "--prefix",
-                f"{prefix}{i}",
-                "--count",
-                str(count),
-            ],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(processes)
-    ]
-    summaries = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err[-2_000:]
-        summaries.append(json.loads(out.strip().splitlines()[-1]))
-    return summaries
-
-
 @pytest.mark.slow
-def test_four_processes_starting_together_on_a_shallow_bucket(simulator: Simulator, tmp_path) -> None:
+def test_four_processes_starting_together_on_a_shallow_bucket(simulator: SimulatorProcess, tmp_path) -> None:
     """The start of a parallel backfill: four processes, one SQLite state, nothing configured, a
     server bucket three seconds deep. Each learns the depth from its first answer (or from the
     shared state), so no one bursts 30 s of the rate into it."""
     rpm, burst_s, processes, count = 2_400, 3.0, 4, 120
     simulator.control.configure(limits=Limits(rpm=rpm, burst_seconds=burst_s), latency=Latency(0.05, 0.3))
-    summaries = run_workers(simulator.base_url, str(tmp_path / "state"), processes, count, "p")
+    summaries = run_workers(simulator.base_url, str(tmp_path / "state"), processes, count, "--learn")
     assert [s["ok"] for s in summaries] == [count] * processes, summaries
     stats = simulator.control.stats(times=True)
     assert limiter_429_share(stats) <= 0.01, stats["status_counts"]
@@ -212,7 +193,7 @@ def test_four_processes_starting_together_on_a_shallow_bucket(simulator: Simulat
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_processes_sharing_state_all_use_what_one_of_them_learned(
-    simulator: Simulator, backend: str, tmp_path, request: pytest.FixtureRequest
+    simulator: SimulatorProcess, backend: str, tmp_path, request: pytest.FixtureRequest
 ) -> None:
     """One process learns 1,200 RPM; then the server stops sending headers (a gateway in front),
     and three more processes on the same state pace at what was learned: from the shared state,
@@ -220,13 +201,13 @@ def test_processes_sharing_state_all_use_what_one_of_them_learned(
     rpm, burst_s = 1_200, 2.0
     state = str(tmp_path / "state") if backend == "sqlite" else request.getfixturevalue("redis_url")
     simulator.control.configure(limits=Limits(rpm=rpm, burst_seconds=burst_s), latency=Latency(0.05, 0.3))
-    (first,) = run_workers(simulator.base_url, state, 1, 10, "a")
+    (first,) = run_workers(simulator.base_url, state, 1, 10, "--learn", prefix="a")
     assert first["sources"][-1] == ["headers", "not limited", "not limited"]
     simulator.control.reset()
     simulator.control.configure(
         limits=Limits(rpm=rpm, burst_seconds=burst_s), latency=Latency(0.05, 0.3), rate_limit_headers=False
     )
-    summaries = run_workers(simulator.base_url, state, 3, 80, "b")
+    summaries = run_workers(simulator.base_url, state, 3, 80, "--learn", prefix="b")
     assert [s["ok"] for s in summaries] == [80] * 3, summaries
     for summary in summaries:
         assert summary["no_headers"] == 0

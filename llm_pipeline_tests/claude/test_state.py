@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from llm_pipeline.claude.state import StateBackend, open_state
+from llm_pipeline.claude.state import StateBackend, gcra, open_state
 from llm_pipeline.claude.state.base import BatchItem, LearnedLimits, LedgerEntry, PendingBatch
 from llm_pipeline.claude.state.circuit import BreakerPolicy
 
@@ -192,18 +192,7 @@ async def test_an_undo_restores_the_row_and_its_intervals(backend: StateBackend)
 async def test_a_limits_file_from_before_the_rate_change_columns_is_upgraded(tmp_path) -> None:
     """An existing `limits.sqlite` (a deployment's DAGSTER_HOME) has no interval columns: opening it
     adds them, its rows keep their bookings, and they adopt the first caller's intervals as they are."""
-    old_columns = (
-        "tat0",
-        "tat1",
-        "tat2",
-        "paused_until",
-        "shift",
-        "last_start",
-        "end0",
-        "end1",
-        "end2",
-        "version",
-    )
+    old_columns = gcra.FIELDS[:10]  # the row before the intervals were kept
     now = time.time()
     with sqlite3.connect(tmp_path / "limits.sqlite") as conn:
         declared = ", ".join(f"{column} REAL NOT NULL" for column in old_columns)
