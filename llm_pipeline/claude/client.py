@@ -205,11 +205,12 @@ class Client:
         tally.latency_s, tally.request_id = self._clock.now() - started, message._request_id
         # First: a crash from here on cannot cost a second payment.
         await self.ledger.put(request, message, entry_key=key, message_json=body)
+        # Learn first: a first contact's settlement then books in the learned units, not the defaults.
+        await learner.observe(rate_limit_headers(raw.http_response.headers), sent_at=started)
         usage = message.usage
         await limiter.settle(
             reservation, usage.input_tokens + (usage.cache_creation_input_tokens or 0), usage.output_tokens
         )
-        await learner.observe(rate_limit_headers(raw.http_response.headers), sent_at=started)
         await breaker.record(granted, None)
         return message
 

@@ -137,11 +137,16 @@ class LimitLearner:
         self._emit(LimitsChanged(self._effect, reason))
 
     async def load(self) -> None:
-        """Start from what the shared state knows (once; every attempt awaits it, so it is cheap)."""
-        if self._loaded:
+        """Start from what the shared state knows; every attempt awaits this. While at first contact
+        it asks again: a probe booked in the made-up default units would convert the shared row that
+        processes which have learned are pacing by (`gcra.retune`), so whatever another process has
+        learned meanwhile is adopted first."""
+        if self._loaded and self.known:
             return
-        self._loaded = True
-        self._adopt(await self._store.get(self._name), "start")
+        record = await self._store.get(self._name)
+        if not self._loaded or record is not None:
+            self._loaded = True
+            self._adopt(record, "start")
 
     async def observe(
         self,

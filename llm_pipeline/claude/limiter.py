@@ -7,9 +7,8 @@ rate i, and with tolerance tau = burst_seconds - margin its start is (virtual sc
 
     s = max(now, paused_until, max_i(TAT_i + c_i - tau))      then   TAT_i = max(TAT_i, s) + c_i
 
-All three TATs are booked at s in one backend transaction, the caller sleeps until s, so arrival
-order is release order (FIFO), no matter how different the weights. Example: 50 requests/s with a
-5 s burst (margin 0) releases 250 requests at once, then one every 20 ms.
+All three TATs are booked at s in one backend transaction and the caller sleeps until s: release
+order is arrival order (FIFO). 50 requests/s, 5 s burst, margin 0: 250 at once, then one per 20 ms.
 
 Booking horizon: a caller books only when its start is within `horizon_s` (1 s) of now; further
 out it waits at the head of this process's queue and asks again (every `poll_s` at most), so
@@ -19,8 +18,7 @@ queued callers never book `max_tokens` minutes ahead, out of reach of the give-b
   (an over-estimate); `settle` charges or gives back the difference once `usage` arrives (input +
   cache writes). A charge is booked at once; a give-back is held and applied inside the next
   booking's transaction (or by `flush`), which can only under-use the account and saves a write.
-- a caller cancelled while waiting gives its booking back (exactly when it was the latest
-  booking; otherwise under the give-back floor of `state/gcra.py`, so no one double-books).
+- a caller cancelled while waiting gives its booking back (`state/gcra.py`: no one double-books).
 - a request heavier than `heaviest_s` of a rate can never be served: `BadRequest`, not a wait.
   That is the bucket by default; learned limits pass a whole minute (a per-minute limit serves
   nothing larger), since a learned bucket is only a lower bound.
@@ -119,16 +117,13 @@ class Limiter:
     def retune(
         self, rates: Sequence[float], burst_seconds: float, *, heaviest_s: float | None = None
     ) -> None:
-        """Pace at `rates` (per minute) with a `burst_seconds` bucket from now on.
-
-        Held give-backs and the remembered levels keep their units. `heaviest_s` is the largest
-        cost in seconds of a rate accepted (default: the bucket after the margin).
-        """
+        """Pace at `rates` (per minute) with a `burst_seconds` bucket from now on; `heaviest_s` is
+        the largest cost in seconds of a rate accepted (default: the bucket after the margin)."""
         margin = default_safety_margin(burst_seconds) if self._fixed_margin is None else self._fixed_margin
         if not 0 <= margin < burst_seconds:
             raise ValueError(f"safety margin {margin} s must be in [0, burst_seconds={burst_seconds})")
         intervals = tuple(60.0 / rate for rate in rates)
-        if self._intervals:
+        if self._intervals:  # what is held back and remembered keeps its units
             scale = [new / old for new, old in zip(intervals, self._intervals, strict=True)]
             self._credit = tuple(c * f for c, f in zip(self._credit, scale, strict=True))
             self._backlogs = tuple(b * f for b, f in zip(self._backlogs, scale, strict=True))

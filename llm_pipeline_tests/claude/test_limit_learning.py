@@ -252,6 +252,22 @@ async def test_what_one_process_learned_is_where_the_next_one_starts() -> None:
     assert "from the shared state" in str(events[0])
 
 
+async def test_at_first_contact_each_attempt_looks_for_what_another_process_learned_meanwhile() -> None:
+    """Regression: a step that started before anyone had learned booked its first request in the
+    default units, converting the shared row other processes paced by (one backfill run stalled for
+    6.7 s after the conversion lost units and a limiter 429 shrank the burst)."""
+    clock = FakeClock(T0)
+    waiting, limiter, events, backend = make(clock)
+    await waiting.load()
+    assert not waiting.known
+    other, _, _, _ = make(clock, backend=backend)
+    await other.observe(headers(1_200, left=599))
+    await waiting.load()  # its next attempt
+    assert waiting.known
+    assert limiter.limits == ((1_200, 1e12, 1e12), pytest.approx(29.95))
+    assert [e.reason for e in events if isinstance(e, LimitsChanged)] == ["start", "start"]
+
+
 async def test_seen_at_is_refreshed_at_most_once_a_minute_when_nothing_changes() -> None:
     clock = FakeClock(T0)
     learner, _, _, backend = make(clock)

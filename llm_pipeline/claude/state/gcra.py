@@ -37,15 +37,12 @@ intervals its TATs are expressed in; a caller with other intervals converts it f
     TAT_i' = base + (TAT_i - base) * interval_i' / interval_i        (TAT_i > base)
 
 (and the latest booking's end likewise from its start, which is a time and stays),
-so what was consumed stays consumed, in units, and only the speed it drains at changes: a rate
-raised to double drains a backlog of 4 s in 2 s, a halved one in 8 s. Except beyond a full
-bucket: a bucket is never more than empty, so a converted backlog is capped at the caller's
-tolerance plus its booking horizon (the fourth value of `intervals`, when given); a halved rate
-whose bucket was empty is empty at the new rate, not twice over. A row with no intervals yet
-(0: new, or written before rates could change) adopts the caller's as they are. Every process
-converts to its own view, so two processes that briefly disagree (one has learned a new limit, the
-other not yet) never mix units in one booking. The burst (`tolerance`) is a parameter of each
-booking, not state: a smaller one simply makes the next start wait for a smaller backlog.
+so what was consumed stays consumed, in units; only the speed it drains at changes (a doubled rate
+drains 4 s of backlog in 2 s). But a bucket is never more than empty: a converted backlog is capped
+at the caller's tolerance plus horizon (`intervals[3]`, when given). A row with no intervals yet
+(0: new, or older than this) adopts the caller's. Every process converts to its own view, so two
+that briefly disagree (one has learned a new limit, the other not yet) never mix units in one
+booking. The burst (`tolerance`) is a parameter of each booking, not state.
 
 The Redis backend runs the same formulas as a Lua script; keep the two in sync.
 """
