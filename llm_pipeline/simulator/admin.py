@@ -48,6 +48,8 @@ CONFIGURABLE: dict[str, Callable[[Any], Any]] = {
     "batch_p_expired": float,
     "prompt_cache_min_tokens": int,
     "bill_abandoned": bool,
+    "rate_limit_headers": bool,
+    "round_token_remaining": bool,
 }
 #: What `GET /_sim/config` shows instead of a configured key: the control routes need no auth, so
 #: anyone who can reach the port could otherwise read the key a spawned server was given.

@@ -27,7 +27,7 @@ from llm_pipeline.simulator.config import SimulatorConfig
 from llm_pipeline.simulator.faults import BODY_KINDS, Decision, FaultInjector
 from llm_pipeline.simulator.messages import build_message, build_usage, check_context, fingerprint, validate
 from llm_pipeline.simulator.promptcache import CacheUsage, PromptCache
-from llm_pipeline.simulator.ratelimit import Booking, RateLimited, RateLimiter
+from llm_pipeline.simulator.ratelimit import Booking, RateLimited, RateLimiter, public_headers
 from llm_pipeline.simulator.stats import Stats
 from llm_pipeline.simulator.streaming import stream_message
 from llm_pipeline.simulator.tokens import PromptPiece, estimate_input_tokens, prompt_pieces
@@ -215,11 +215,18 @@ class SimulatorService:
         booking: Booking | None = None
         headers: dict[str, str] = {}
         if limiter.limited(model):
+            shown = {
+                "send": self.config.rate_limit_headers,
+                "round_tokens": self.config.round_token_remaining,
+            }
             try:
                 booking, headers = limiter.reserve(model, input_tokens, params["max_tokens"])
             except RateLimited as limited:
                 stats.limiter_429 += 1
-                raise ApiError(429, limited.message, headers=limited.headers) from None
+                raise ApiError(
+                    429, limited.message, headers=public_headers(limited.headers, **shown)
+                ) from None
+            headers = public_headers(headers, **shown)
         answer, body_fault = self._with_output_fault(answer, decision)
         cache = self.prompt_cache.use(model, prepared.pieces, params.get("cache_control"))
         usage = build_usage(input_tokens, answer.output_tokens, cache, tier="standard")
