@@ -4,8 +4,7 @@
     _call              ledger lookup (a hit costs nothing), fallback selection, one CallRecord
     _claimed           claim the request (or wait for another run's answer to it), then:
     _call_with_retry   RetryPolicy around attempts; a 429 pauses the shared limiter instead
-    _call_once         breaker.check → limiter.reserve → breaker.admit → SDK with a timeout →
-                       ledger.keep → usage + headers → learner.observe, limiter.settle → breaker.record
+    Attempt            one attempt (`attempt.py`): breaker, limiter and learner around one exchange
 
 Each model has a `Limiter` (the pace) and a `LimitLearner` (what the API's headers say the pace
 should be); `in_flight()` is the fan-out they allow (`pacing.py`).
@@ -36,11 +35,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 
 import anthropic
-from anthropic import AsyncAPIResponse
 from anthropic.types import Message
 
+from llm_pipeline.claude.attempt import Attempt
 from llm_pipeline.claude.batches import BatchAnswer, BatchPrefetcher, BatchReport
-from llm_pipeline.claude.breaker import PROBE_LEASE_S, Breaker, Pass
+from llm_pipeline.claude.breaker import Breaker
 from llm_pipeline.claude.claims import Claims
 from llm_pipeline.claude.clock import Clock
 from llm_pipeline.claude.drain import Drain, InFlight
@@ -49,23 +48,20 @@ from llm_pipeline.claude.errors import (
     CircuitOpen,
     LLMError,
     ModelNotFound,
-    RateLimited,
     StateStoreError,
 )
 from llm_pipeline.claude.ledger import Ledger, LedgerHit
 from llm_pipeline.claude.limit_learning import LimitLearner
-from llm_pipeline.claude.limiter import Limiter, Reservation
+from llm_pipeline.claude.limiter import Limiter
 from llm_pipeline.claude.metrics import RecordSink
 from llm_pipeline.claude.outcome import Tally, cached_result, finished_result
 from llm_pipeline.claude.pacing import Pacing
 from llm_pipeline.claude.retry import RetryPolicy
-from llm_pipeline.claude.sdk_errors import map_sdk_errors
 from llm_pipeline.claude.settings import ClaudeSettings
 from llm_pipeline.claude.spool import Spool
 from llm_pipeline.claude.state.base import StateBackend
 from llm_pipeline.claude.state_errors import map_state_errors
 from llm_pipeline.claude.token_estimate import estimate_input_tokens
-from llm_pipeline.claude.transport import rate_limit_headers, read_message
 from llm_pipeline.claude.types import CallResult, Request
 
 __all__ = ["Client", "EventSink"]
@@ -112,7 +108,18 @@ class Client:
         self._on_record = on_record
         self._on_event = on_event
         self._pacing = Pacing(settings, state, clock=clock, on_event=on_event)
-        self._breakers: dict[str, Breaker] = {}
+        self._attempt = Attempt(
+            settings,
+            sdk=sdk,
+            breakers=state.breaker,
+            location=state.location,
+            ledger=self.ledger,
+            pacing=self._pacing,
+            drain=self.drain,
+            in_flight=self._in_flight,
+            clock=clock,
+            on_event=on_event,
+        )
         #: Ledger keys of answers this client's batches collected and no call has reported yet.
         self._batch_answers: dict[str, BatchAnswer] = {}
 
@@ -134,20 +141,7 @@ class Client:
         return self._pacing.in_flight()
 
     def breaker_for(self, model: str) -> Breaker:
-        if model not in self._breakers:
-            s = self.settings
-            self._breakers[model] = Breaker(
-                model,
-                self._state.breaker,
-                threshold=s.breaker_threshold,
-                window_s=s.breaker_window_s,
-                open_s=s.breaker_open_s,
-                probe_ttl_s=PROBE_LEASE_S,
-                on_event=self._on_event,
-                namespace=s.endpoint,
-                clock=self._clock,
-            )
-        return self._breakers[model]
+        return self._attempt.breaker(model)
 
     async def call(self, request: Request) -> CallResult:
         """Answer one request: from the ledger, the primary model, or the fallback."""
@@ -216,7 +210,7 @@ class Client:
         # both live for the whole call, and at 200 calls in flight every object held across the
         # HTTP exchange feeds the garbage collector (a closure over five names is seven objects).
         learner = self.learner_for(request.model)
-        attempt = partial(self._call_once, request, key, estimate_input_tokens(request.params), tally, wait)
+        attempt = partial(self._attempt, request, key, estimate_input_tokens(request.params), tally, wait)
         return self._retry.call(
             attempt,
             key=request.key,
@@ -224,92 +218,6 @@ class Client:
             cool_down=learner.cool_down,
             shared=learner.shares_429,
         )
-
-    async def _call_once(
-        self, request: Request, key: str, estimate: int, tally: Tally, wait: bool
-    ) -> Message:
-        if self.drain.requested:
-            raise Aborted(f"the run is stopping ({self.drain.reason}); this request was not sent")
-        limiter, breaker = self.limiter_for(request.model), self.breaker_for(request.model)
-        learner = self.learner_for(request.model)
-        with map_state_errors(self._location):
-            checked = await breaker.check(wait=wait)
-            await learner.load()
-            reservation = await limiter.reserve(estimate, request.max_tokens)
-            tally.limiter_wait_s += reservation.waited_s
-            try:
-                granted = await breaker.admit(None if reservation.queued else checked, wait=wait)
-            except CircuitOpen:
-                await limiter.release(reservation)
-                raise
-        tally.attempts += 1
-        task = asyncio.current_task()
-        self._in_flight.sending(task, True)  # from here a drain lets the call finish
-        keeper = breaker.keep_probe(granted, self._location)
-        try:
-            message, body, raw, started = await self._send(
-                request, learner, breaker, reservation, granted, tally
-            )
-            # First: a crash from here on cannot cost a second payment.
-            await self.ledger.keep(request, message, entry_key=key, message_json=body)
-        finally:
-            if keeper is not None:
-                keeper.cancel()
-            self._in_flight.sending(task, False)
-        usage = message.usage
-        with map_state_errors(self._location):
-            # Learn first: a first contact's settlement then books in the learned units, not the defaults.
-            await learner.observe(rate_limit_headers(raw.http_response.headers), sent_at=started)
-            await limiter.settle(
-                reservation,
-                usage.input_tokens + (usage.cache_creation_input_tokens or 0),
-                usage.output_tokens,
-            )
-            await breaker.record(granted, None)
-        return message
-
-    async def _send(
-        self,
-        request: Request,
-        learner: LimitLearner,
-        breaker: Breaker,
-        reservation: Reservation,
-        granted: Pass,
-        tally: Tally,
-    ) -> tuple[Message, str, AsyncAPIResponse[Message], float]:
-        """The HTTP exchange of one attempt (and when it started); on failure the learner, limiter
-        and breaker hear how it ended."""
-        timeout_s = self.settings.timeout_s
-        started = self._clock.now()
-        try:
-            with map_sdk_errors(self._clock.wall, timeout_s=timeout_s, model=request.model):
-                async with asyncio.timeout(timeout_s):
-                    raw = await self._sdk.messages.with_raw_response.create(
-                        **request.params, timeout=timeout_s
-                    )
-                    message, body = await read_message(raw)
-        except LLMError as exc:
-            tally.latency_s, tally.request_id = self._clock.now() - started, exc.request_id
-            tally.rate_limited += isinstance(exc, RateLimited)
-            with map_state_errors(self._location):
-                if isinstance(exc, RateLimited) and exc.reports_limits:
-                    # The server's rate limiter says which buckets are empty: that is the news to
-                    # act on, and the booking stays (giving it back refills what the server calls empty).
-                    await learner.observe(exc.limits, sent_at=started, reservation=reservation, status=429)
-                elif exc.status_code is not None:
-                    if exc.status_code >= 400:
-                        await learner.limiter.release(reservation)  # turned away: nothing was counted
-                    await learner.observe({}, sent_at=started, status=exc.status_code)
-                await breaker.record(granted, exc)
-            if self.drain.requested:  # no retry: the run is stopping
-                raise Aborted(f"the run is stopping ({self.drain.reason}); last attempt: {exc}") from exc
-            raise
-        except asyncio.CancelledError:
-            with contextlib.suppress(StateStoreError), map_state_errors(self._location):
-                await breaker.release(granted)
-            raise
-        tally.latency_s, tally.request_id = self._clock.now() - started, message._request_id
-        return message, body, raw, started
 
     def _cached(self, request: Request, hit: LedgerHit, batch: BatchAnswer | None = None) -> CallResult:
         return self._emit(cached_result(request, hit, batch))
