@@ -31,10 +31,13 @@ test-deps:
 demo: install
 	$(BIN)/llm-pipeline demo
 
+# Two workers for the tests that wait on servers and processes; the ones that measure throughput
+# against a limit (marked serial) then run alone, so no other test's load skews their ratios.
 test: test-deps install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile -m "not serial"
+	$(BIN)/pytest -m serial
 
 lint: install
 	$(BIN)/ruff check .

@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--docs", type=int, default=150, help="documents per day (two calls each)")
     parser.add_argument("--rpm", type=int, default=1200)
+    parser.add_argument("--burst-s", type=float, default=30.0, help="simulator bucket (s)")
     args = parser.parse_args(argv)
 
     days = tuple(date(2026, 11, 20) + timedelta(days=offset) for offset in range(args.days))
@@ -70,7 +71,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             if spec is None:
                 raise SystemExit(f"unknown state {state!r}: sqlite, redis or memory")
             scenario = BackfillScenario(
-                state=spec, days=days, docs_per_day=args.docs, rpm=args.rpm, asset_keys=keys
+                state=spec,
+                days=days,
+                docs_per_day=args.docs,
+                rpm=args.rpm,
+                burst_s=args.burst_s,
+                asset_keys=keys,
             )
             started = time.monotonic()
             outcome = run_backfill(Path(tmp), scenario)

@@ -21,6 +21,8 @@ from llm_pipeline.claude.retry import RetryEvent
 from llm_pipeline.simulator import Limits, ScheduledFault, Simulator
 from llm_pipeline_tests.fixtures.claude_calls import FALLBACK, MODEL, request, run_workers, settings
 
+pytestmark = pytest.mark.serial
+
 
 def limiter_429_share(stats: dict) -> float:
     return stats["limiter_429"] / max(1, stats["attempts"])

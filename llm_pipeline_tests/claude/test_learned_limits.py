@@ -29,6 +29,8 @@ from llm_pipeline.simulator import (
 )
 from llm_pipeline_tests.fixtures.claude_calls import learning_settings, request, run_learning, run_workers
 
+pytestmark = pytest.mark.serial
+
 
 @pytest.fixture
 def simulator() -> Iterator[SimulatorProcess]:
