@@ -18,8 +18,6 @@ from benchmarks.scenario_memory import run_memory
 from benchmarks.scenario_overhead import run_overhead
 from benchmarks.scenario_rate import run_rate, run_tokens
 
-pytestmark = pytest.mark.serial
-
 
 def measured(result: ScenarioResult) -> None:
     assert result.rows

@@ -34,7 +34,7 @@ from llm_pipeline.warehouse.files import PartitionTable
 from llm_pipeline_tests.fixtures.backfill import BackfillOutcome, BackfillScenario, run_backfill
 from llm_pipeline_tests.fixtures.s3 import S3Store
 
-pytestmark = [pytest.mark.slow, pytest.mark.serial]
+pytestmark = pytest.mark.slow
 
 DAYS = tuple(date(2026, 11, 20) + timedelta(days=offset) for offset in range(4))
 #: Two calls per document plus a report per day: ~1,200 calls, about half of them beyond the
@@ -85,6 +85,7 @@ def _assert_within_one_shared_limit(outcome: BackfillOutcome) -> None:
     assert outcome.steady_rate_share >= MIN_RATE_SHARE, summary
 
 
+@pytest.mark.serial
 def test_parallel_backfill_shares_one_limit_through_sqlite(tmp_path: Path) -> None:
     outcome = run_backfill(tmp_path, _scenario(str(tmp_path / "llm_state")))
     print(outcome.summary())
@@ -92,6 +93,7 @@ def test_parallel_backfill_shares_one_limit_through_sqlite(tmp_path: Path) -> No
     _assert_within_one_shared_limit(outcome)
 
 
+@pytest.mark.serial
 @pytest.mark.redis
 def test_parallel_backfill_shares_one_limit_through_redis_with_the_warehouse_on_s3(
     tmp_path: Path, redis_url: str, s3: S3Store
@@ -105,7 +107,8 @@ def test_parallel_backfill_shares_one_limit_through_redis_with_the_warehouse_on_
 
 
 def test_without_sharing_the_same_backfill_meets_a_storm_of_429s(tmp_path: Path) -> None:
-    """The contrast: each process its own in-memory limiter, each spending the whole limit."""
+    """The contrast: each process its own in-memory limiter, each spending the whole limit (a storm
+    that no load on the machine prevents, so this one runs beside other tests)."""
     outcome = run_backfill(tmp_path, _scenario("memory"))
     print(outcome.summary())
     _assert_backfill_completed_in_parallel(outcome)
