@@ -47,6 +47,8 @@ CONFIGURABLE: dict[str, Callable[[Any], Any]] = {
     "batch_p_errored": float,
     "batch_p_expired": float,
     "prompt_cache_min_tokens": int,
+    "model_prompt_cache_min_tokens": lambda value: {str(m): int(n) for m, n in dict(value).items()},
+    "itpm_counts_cache_reads": lambda value: tuple(str(m) for m in value),
 }
 
 
