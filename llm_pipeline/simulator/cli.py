@@ -24,6 +24,7 @@ Control endpoints (no auth, never faulted):
                                or {"schedule": [{"kind": "429", "count": 3, "retry_after_s": 3}]}
   PUT  /_sim/config            change limits, latency, api_key, batch knobs, ... at run time
   POST /_sim/reset             back to the start configuration, counters zeroed
+  POST /_sim/prompt_cache/evict  forget every cached prompt prefix (an eviction before the TTL)
 
 Docs: docs/simulator.md
 """

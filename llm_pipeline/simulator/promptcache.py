@@ -112,6 +112,12 @@ class PromptCache:
             self._entries[key] = max(self._entries.get(key, 0.0), now + ttl)
         self._evict(now)
 
+    def evict_all(self) -> int:
+        """Forget every entry (the API may evict before the TTL); returns how many there were."""
+        count = len(self._entries)
+        self._entries.clear()
+        return count
+
     def _evict(self, now: float) -> None:
         if len(self._entries) <= MAX_ENTRIES:
             return

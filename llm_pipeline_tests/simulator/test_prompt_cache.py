@@ -133,3 +133,10 @@ async def test_batch_items_use_the_cache_with_their_ttl(anthropic_client, simula
     assert {u.service_tier for u in usages} == {"batch"}
     stats = simulator.control.stats()["batch"]["tokens"]
     assert (stats["batch_cache_writes"], stats["batch_cache_reads"]) == (1, 3)
+
+
+async def test_an_evicted_entry_is_written_again(anthropic_client, simulator):
+    await anthropic_client.messages.create(**request())
+    assert simulator.control.evict_prompt_cache() == {"evicted": 1}
+    again = await anthropic_client.messages.create(**request(1))
+    assert (again.usage.cache_read_input_tokens, again.usage.cache_creation_input_tokens) == (0, 1_400)
