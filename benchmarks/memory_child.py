@@ -3,6 +3,8 @@
     python -m benchmarks.memory_child --data-dir D --partition 2026-11-20 --base-url URL \
         --state S --asset raw_documents|extracted_entities
 
+`D` is a local folder or an object store's URL (`s3://bucket/prefix`, credentials from AWS_*).
+
 `raw_documents` is materialized by one child, `extracted_entities` by another (which reads the
 first one's Parquet), so the peak belongs to the extraction step alone. The last line printed is
 JSON: peak RSS (`ru_maxrss`, the process's lifetime high-water mark), wall seconds of the
@@ -18,13 +20,14 @@ import time
 from collections.abc import Sequence
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from llm_pipeline.pipeline.assets.documents import raw_documents
 from llm_pipeline.pipeline.assets.entities import extracted_entities
 from llm_pipeline.pipeline.config import PipelineConfig
 from llm_pipeline.pipeline.io_manager import ParquetIOManager
 from llm_pipeline.pipeline.resources import ClaudeResource
+from llm_pipeline.warehouse.files import PartitionTable, partition_path
+from llm_pipeline.warehouse.store import data_root
 
 __all__ = ["main"]
 
@@ -64,9 +67,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
             raise_on_error=True,
         )
     wall = time.perf_counter() - started
-    table = pq.read_table(
-        f"{args.data_dir}/warehouse/{args.asset}/{args.partition}.parquet", columns=["status"]
-    )
+    path = partition_path(data_root(args.data_dir), [args.asset], args.partition)
+    table = PartitionTable(path).read(["status"])
     statuses: dict[str, int] = {}
     for status in table.column("status").to_pylist():
         statuses[status] = statuses.get(status, 0) + 1
@@ -77,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         "statuses": statuses,
         "wall_s": round(wall, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "partition_mb": round(path.stat().st_size / 2**20, 1),
     }
     print(json.dumps(summary), flush=True)
     return summary

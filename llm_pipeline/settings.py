@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -22,6 +25,7 @@ __all__ = [
     "labels",
     "number",
     "resolve_data_dir",
+    "resolve_spool_dir",
     "resolve_state",
     "setting",
     "word",
@@ -33,6 +37,7 @@ D = TypeVar("D")
 DATA_DIR_ENV = "LLM_PIPELINE_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
 STATE_ENV = "LLM_PIPELINE_STATE"
+SPOOL_ENV = "LLM_PIPELINE_SPOOL_DIR"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -88,12 +93,20 @@ def _parsed(parse: Callable[[str], T], raw: str, source: str) -> T:
         raise SettingError(f"{source}={raw!r} {exc}") from None
 
 
-def resolve_data_dir(configured: str | None = None) -> Path:
+def resolve_data_dir(configured: str | None = None) -> UPath:
     """The data root: `configured`, else `$LLM_PIPELINE_DATA_DIR`, else `data`.
 
-    The input reader and the IO manager both resolve through here, so they always agree.
+    A local path or an fsspec URL (`s3://bucket/prefix`, ...; `warehouse/store.py`). The input reader
+    and the IO manager both resolve through here, so they always agree. The message of a refused
+    value is the store's own, which never repeats credentials found in a URL.
     """
-    return Path(setting(configured, DATA_DIR_ENV, str, DEFAULT_DATA_DIR))
+    from llm_pipeline.warehouse.store import data_root  # fsspec on demand: the ledger CLI never needs it
+
+    value = setting(configured, DATA_DIR_ENV, str, DEFAULT_DATA_DIR)
+    try:
+        return data_root(value)
+    except ValueError as exc:
+        raise SettingError(f"{DATA_DIR_ENV}: {exc}") from None
 
 
 def resolve_state(configured: str | None = None) -> str | None:
@@ -111,3 +124,18 @@ def resolve_state(configured: str | None = None) -> str | None:
     path = Path(value).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return str(path)
+
+
+def resolve_spool_dir(configured: str | None = None) -> str:
+    """Where paid answers wait when the ledger cannot take them (`claude/spool.py`): config, else
+    `$LLM_PIPELINE_SPOOL_DIR`, else `$DAGSTER_HOME/llm_spool`, else `.llm_state/spool` (made absolute).
+
+    Deliberately not inside the state directory: the spool is for when that directory (or Redis)
+    fails. A Dagster run can always write `$DAGSTER_HOME`; on Kubernetes point this at a volume
+    that outlives the pod.
+    """
+    value = setting(configured, SPOOL_ENV, str, None)
+    if value is None:
+        home = setting(None, "DAGSTER_HOME", str, None)
+        value = str(Path(home) / "llm_spool") if home else str(Path(".llm_state") / "spool")
+    return str(Path(value).expanduser().resolve())

@@ -10,11 +10,20 @@ import pytest
 pytest_plugins = [
     "llm_pipeline_tests.fixtures.pipeline",
     "llm_pipeline_tests.fixtures.redis",
+    "llm_pipeline_tests.fixtures.s3",
     "llm_pipeline_tests.fixtures.simulator",
 ]
 
-#: Variables the project reads; a developer's shell must not leak them into tests.
-_PROJECT_ENV_PREFIXES = ("ANTHROPIC_", "LLM_PIPELINE_", "DAGSTER_HOME")
+#: Variables the project (and the object stores' clients) read; a developer's shell must not leak
+#: them into tests.
+_PROJECT_ENV_PREFIXES = ("ANTHROPIC_", "LLM_PIPELINE_", "DAGSTER_HOME", "AWS_")
+#: Without credentials, botocore would ask the instance metadata address (not on this machine) and
+#: read ~/.aws: tests get their store's credentials from the `s3` fixture and nowhere else.
+_NO_AMBIENT_AWS = {
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +33,7 @@ def clean_environ() -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith(_PROJECT_ENV_PREFIXES):
             del os.environ[name]
+    os.environ.update(_NO_AMBIENT_AWS)
     try:
         yield
     finally:

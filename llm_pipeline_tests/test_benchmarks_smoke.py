@@ -82,9 +82,12 @@ def test_overhead_tiny() -> None:
 def test_memory_tiny() -> None:
     result = run_memory((60,))
     measured(result)
-    (row,) = result.rows
-    assert row["rows"] == 60, "one row per input line, awkward lines included"
-    assert row["peak_rss_mb"] > 0
+    local, s3 = result.rows
+    assert (local["warehouse"], s3["warehouse"]) == ("local disk", "S3 (moto, 127.0.0.1)")
+    for row in (local, s3):
+        assert row["rows"] == 60, "one row per input line, awkward lines included"
+        assert row["peak_rss_mb"] > 0
+    assert s3["wall_vs_local"] is not None
 
 
 @pytest.mark.slow

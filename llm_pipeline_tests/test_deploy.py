@@ -33,6 +33,7 @@ from dagster_k8s.job import DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, co
 from dagster_k8s.models import k8s_model_from_dict, k8s_snake_case_dict
 
 from llm_pipeline.pipeline.config import PipelineConfig
+from llm_pipeline.pipeline.io_manager import ParquetIOManager
 from llm_pipeline.pipeline.resources import ClaudeResource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +72,7 @@ def test_every_yaml_file_parses() -> None:
         "k8s/values.yaml",
         "k8s/redis.yaml",
         "k8s/storage.yaml",
+        "k8s/minio.yaml",
         "celery/worker.yaml",
         "celery/workspace.yaml",
         "celery/dagster.yaml",
@@ -79,7 +81,7 @@ def test_every_yaml_file_parses() -> None:
         assert _docs(path), f"{path} is empty"
 
 
-@pytest.mark.parametrize("manifest", ["redis.yaml", "storage.yaml"])
+@pytest.mark.parametrize("manifest", ["redis.yaml", "minio.yaml", "storage.yaml"])
 def test_kubernetes_manifests_are_valid_objects(manifest: str) -> None:
     for doc in _docs(K8S / manifest):
         group_version = doc["apiVersion"].split("/")[-1]
@@ -109,7 +111,7 @@ def test_the_user_code_deployment_serves_the_projects_definitions() -> None:
 
 
 def test_the_values_env_configures_the_resources_as_intended(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pod's env, read by the real resources: shared Redis state, the account's limits, /data."""
+    """The pod's env, read by the real resources: shared Redis state, the account's limits, S3."""
     env = {e["name"]: e["value"] for e in _deployment()["env"]}
     for item in _deployment()["env"]:
         _k8s_model("V1EnvVar", item)
@@ -120,13 +122,55 @@ def test_the_values_env_configures_the_resources_as_intended(monkeypatch: pytest
     with dg.build_resources({"claude": ClaudeResource(), "pipeline_config": PipelineConfig()}) as resources:
         settings = resources.claude.settings
         data_dir = resources.pipeline_config.settings().data_dir
+    warehouse = ParquetIOManager().path_for(dg.AssetKey("classifications"), "2026-11-20")
     assert resources.claude.backend_name == "anthropic"
     assert settings.state == env["LLM_PIPELINE_STATE"]
     assert (settings.rpm, settings.itpm, settings.otpm) == tuple(
         float(env[f"LLM_PIPELINE_{name}"]) for name in ("RPM", "ITPM", "OTPM")
     )
     assert settings.max_concurrency == int(env["LLM_PIPELINE_MAX_CONCURRENCY"])
-    assert data_dir == Path(env["LLM_PIPELINE_DATA_DIR"])
+    assert str(data_dir) == env["LLM_PIPELINE_DATA_DIR"] == "s3://llm-pipeline-data/pipeline"
+    assert str(warehouse) == f"{env['LLM_PIPELINE_DATA_DIR']}/warehouse/classifications/2026-11-20.parquet"
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & env.keys(), "store keys: a Secret or a role"
+
+
+def test_the_pods_need_no_shared_volume_and_minio_is_one_setting_away() -> None:
+    """The object store replaces the ReadWriteMany claim; the MinIO manifest matches the commented
+    endpoint and Secret of the values."""
+    deployment = _deployment()
+    assert "volumes" not in deployment
+    assert "volumeMounts" not in deployment
+    values_text = (K8S / "values.yaml").read_text()
+    manifests = {doc["kind"]: doc for doc in _docs(K8S / "minio.yaml")}
+    service = manifests["Service"]
+    endpoint = f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}"
+    assert f'#   value: "{endpoint}"' in values_text
+    (container,) = manifests["Deployment"]["spec"]["template"]["spec"]["containers"]
+    secrets = {item["valueFrom"]["secretKeyRef"]["name"] for item in container["env"]}
+    assert secrets == {"llm-pipeline-store"}
+    assert "# - name: llm-pipeline-store" in values_text
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    pairs = (
+        line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#")
+    )
+    return {name: value for name, value in pairs}
+
+
+def test_the_celery_machines_share_the_object_store_not_a_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = _env_file(CELERY / "pipeline.env")
+    assert not [name for name in env if re.search(r"KEY|SECRET|PASSWORD|USER", name)], "no secret in the file"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with dg.build_resources({"pipeline_config": PipelineConfig()}) as resources:
+        data_dir = resources.pipeline_config.settings().data_dir
+    assert str(data_dir).startswith("s3://")
+    assert str(ParquetIOManager().path_for(dg.AssetKey("corpus_report"), "2026-11-20")).startswith(
+        str(data_dir)
+    )
+    assert env["LLM_PIPELINE_STATE"].startswith("redis://")
+    assert env["DAGSTER_CELERY_BROKER_URL"] != env["LLM_PIPELINE_STATE"]
 
 
 def _rendered_run_launcher() -> dict[str, Any]:
@@ -164,7 +208,7 @@ def test_the_run_launcher_config_validates_against_dagster_k8s() -> None:
     assert result.success, result.errors
 
 
-def test_a_run_pod_built_by_dagster_k8s_carries_the_state_url_secret_volume_and_limits() -> None:
+def test_a_run_pod_built_by_dagster_k8s_carries_the_state_url_store_secret_and_limits() -> None:
     """What K8sRunLauncher launches per run: the deployment's settings plus `runK8sConfig`."""
     deployment = _deployment()
     image = deployment["image"]
@@ -173,8 +217,6 @@ def test_a_run_pod_built_by_dagster_k8s_carries_the_state_url_secret_volume_and_
         dagster_home="/opt/dagster/dagster_home",
         instance_config_map="dagster-instance",
         env_secrets=[secret["name"] for secret in deployment["envSecrets"]],
-        volumes=deployment["volumes"],
-        volume_mounts=deployment["volumeMounts"],
     )
     user_config = UserDefinedDagsterK8sConfig.from_dict(_rendered_run_launcher()["run_k8s_config"])
     job = construct_dagster_k8s_job(
@@ -187,17 +229,14 @@ def test_a_run_pod_built_by_dagster_k8s_carries_the_state_url_secret_volume_and_
     (container,) = job.spec.template.spec.containers
     env = {e.name: e.value for e in container.env}
     assert env["LLM_PIPELINE_STATE"].startswith("redis://")
-    assert env["LLM_PIPELINE_DATA_DIR"] == deployment["volumeMounts"][0]["mountPath"]
+    assert env["LLM_PIPELINE_DATA_DIR"].startswith("s3://")
+    assert env["AWS_REGION"]
     assert [source.secret_ref.name for source in container.env_from if source.secret_ref] == [
         "llm-pipeline-anthropic"
     ]
-    (claim,) = [v.persistent_volume_claim.claim_name for v in job.spec.template.spec.volumes]
-    assert claim == _docs(K8S / "storage.yaml")[0]["metadata"]["name"]
+    assert not job.spec.template.spec.volumes  # no shared volume: the data is on the object store
     assert container.resources.limits["memory"] == "2Gi"
     assert job.spec.ttl_seconds_after_finished == 86400
-    for kind, items in (("V1Volume", deployment["volumes"]), ("V1VolumeMount", deployment["volumeMounts"])):
-        for item in items:
-            _k8s_model(kind, item)
     _k8s_model("V1ResourceRequirements", deployment["resources"])
 
 
@@ -226,7 +265,15 @@ def test_the_instance_concurrency_settings_load_without_conflicts(tmp_path: Path
     """Dagster refuses run limits set both in the run coordinator and in `concurrency`."""
     config, _ = dagster_instance_config(str(_rendered_instance(tmp_path)))
     runs, pools = config["concurrency"]["runs"], config["concurrency"]["pools"]
-    assert [limit["key"] for limit in runs["tag_concurrency_limits"]] == ["dagster/backfill"]
+    assert [limit["key"] for limit in runs["tag_concurrency_limits"]] == [
+        "dagster/backfill",
+        "dagster/partition",
+    ]
+    assert runs["tag_concurrency_limits"][1] == {
+        "key": "dagster/partition",
+        "value": {"applyLimitPerUniqueValue": True},
+        "limit": 1,
+    }
     assert runs["tag_concurrency_limits"][0]["limit"] < runs["max_concurrent_runs"]
     assert pools["default_limit"] >= 1
     assert pools["granularity"] in {"op", "run"}

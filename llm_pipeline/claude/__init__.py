@@ -7,6 +7,7 @@ The public surface is below; every other module is an internal detail.
 from llm_pipeline.claude.batch_events import BatchDeadlineExceeded
 from llm_pipeline.claude.breaker import Breaker
 from llm_pipeline.claude.client import Client
+from llm_pipeline.claude.drain import Drain, Interrupted
 from llm_pipeline.claude.errors import (
     Aborted,
     AuthError,
@@ -15,11 +16,13 @@ from llm_pipeline.claude.errors import (
     CircuitOpen,
     ConnectionFailed,
     LLMError,
+    ModelNotFound,
     Overloaded,
     PermanentError,
     RateLimited,
     RetryableError,
     ServerError,
+    StateStoreError,
     Timeout,
 )
 from llm_pipeline.claude.ledger import Ledger
@@ -44,9 +47,12 @@ __all__ = [
     "ClaudeSettings",
     "Client",
     "ConnectionFailed",
+    "Drain",
+    "Interrupted",
     "LLMError",
     "Ledger",
     "Limiter",
+    "ModelNotFound",
     "Overloaded",
     "PermanentError",
     "Progress",
@@ -56,6 +62,7 @@ __all__ = [
     "RetryableError",
     "Runner",
     "ServerError",
+    "StateStoreError",
     "Timeout",
     "open_client",
 ]

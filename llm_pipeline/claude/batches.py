@@ -170,7 +170,7 @@ class BatchPrefetcher:
             ),
             "create",
         )
-        batch = PendingBatch(created.id, self._ledger.namespace, self._clock.now(), tuple(chunk.items))
+        batch = PendingBatch(created.id, self._ledger.namespace, self._clock.wall(), tuple(chunk.items))
         await self._store.record(batch)  # before anything waits on it: from here on a crash resumes it
         self.report.submitted += 1
         self.report.requests += len(chunk)
@@ -260,7 +260,7 @@ class BatchPrefetcher:
         """One Batches API operation: SDK errors mapped, transient ones retried with backoff."""
 
         async def attempt() -> T:
-            with map_sdk_errors(self._clock.now, timeout_s=self.settings.timeout_s):
+            with map_sdk_errors(self._clock.wall, timeout_s=self.settings.timeout_s):
                 return await fn()
 
         return await self._retry.call(attempt, key=what, model="message_batches")

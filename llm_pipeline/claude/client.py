@@ -1,9 +1,11 @@
 """One logical call: ledger → limiter → breaker → SDK → ledger, in layers readable one at a time.
 
-    call               ledger lookup (a hit costs nothing), fallback selection, one CallRecord
+    call               drain bookkeeping: a call the drain cut short ends as `Aborted`
+    _call              ledger lookup (a hit costs nothing), fallback selection, one CallRecord
+    _claimed           claim the request (or wait for another run's answer to it), then:
     _call_with_retry   RetryPolicy around attempts; a 429 pauses the shared limiter instead
     _call_once         breaker.check → limiter.reserve → breaker.admit → SDK with a timeout →
-                       ledger.put → usage + headers → limiter.settle/observe → breaker.record
+                       ledger.keep → usage + headers → limiter.settle/observe → breaker.record
 
 `prefetch` is batch mode's first half (`batches.py`): it fills the ledger through the Message
 Batches API, and `call` then reports each answer it collected as one batch call (`batch=True`, at
@@ -12,49 +14,57 @@ the batch price), not as a free ledger hit.
 `call` never raises for a per-request failure: the error comes back as a value in `CallResult`
 (typed, from `errors.py`). What escapes is a bug, or cancellation. When the primary model's breaker
 is open (`CircuitOpen`) and a fallback model is configured, the call goes to the fallback (its
-own limiter and breaker) and the record says `model=<fallback>, fallback=True`.
+own limiter and breaker) and the record says `model=<fallback>, fallback=True`; so does a model
+the API does not know (`ModelNotFound`, a 404), and later calls go to the fallback directly.
+
+Keeping the promises when the world misbehaves: every use of the shared state is wrapped in
+`map_state_errors`, so a failed store is a systemic `StateStoreError`; a paid answer whose ledger
+write fails is retried and then spooled (`Ledger.keep`); a request is claimed before it is sent
+(`claims.py`), so overlapping runs pay once; without a fallback, callers wait for the breaker's
+probe instead of failing (`breaker.py`); and a `Drain` (`drain.py`) stops the client starting
+anything new while the calls on the wire finish and keep their answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
 from functools import partial
 
 import anthropic
+from anthropic import AsyncAPIResponse
 from anthropic.types import Message
 
 from llm_pipeline.claude.batches import BatchAnswer, BatchPrefetcher, BatchReport
-from llm_pipeline.claude.breaker import Breaker
+from llm_pipeline.claude.breaker import PROBE_LEASE_S, Breaker, Pass
+from llm_pipeline.claude.claims import Claims
 from llm_pipeline.claude.clock import Clock
-from llm_pipeline.claude.errors import CircuitOpen, LLMError, RateLimited
+from llm_pipeline.claude.drain import Drain, InFlight
+from llm_pipeline.claude.errors import (
+    Aborted,
+    CircuitOpen,
+    LLMError,
+    ModelNotFound,
+    RateLimited,
+    StateStoreError,
+)
 from llm_pipeline.claude.ledger import Ledger, LedgerHit
-from llm_pipeline.claude.limiter import Limiter, estimate_input_tokens
-from llm_pipeline.claude.metrics import CallRecord, RecordSink
-from llm_pipeline.claude.pricing import cost
+from llm_pipeline.claude.limiter import Limiter, Reservation, estimate_input_tokens
+from llm_pipeline.claude.metrics import RecordSink
+from llm_pipeline.claude.outcome import Tally, cached_result, finished_result
 from llm_pipeline.claude.retry import RetryPolicy
 from llm_pipeline.claude.sdk_errors import map_sdk_errors
 from llm_pipeline.claude.settings import ClaudeSettings
+from llm_pipeline.claude.spool import Spool
 from llm_pipeline.claude.state.base import StateBackend
+from llm_pipeline.claude.state_errors import map_state_errors
 from llm_pipeline.claude.transport import rate_limit_headers, read_message
 from llm_pipeline.claude.types import CallResult, Request
 
 __all__ = ["Client", "EventSink"]
 
 EventSink = Callable[[object], None]
-#: Extra seconds a probe slot stays claimed beyond the call timeout, covering the limiter wait.
-_PROBE_GRACE_S = 30.0
-
-
-@dataclass(slots=True)
-class _Tally:
-    """What one logical call went through, across attempts (becomes the CallRecord)."""
-
-    attempts: int = 0
-    rate_limited: int = 0
-    latency_s: float = 0.0
-    request_id: str | None = None
 
 
 class Client:
@@ -70,9 +80,25 @@ class Client:
         retry: RetryPolicy,
         on_record: RecordSink | None = None,
         on_event: EventSink | None = None,
+        drain: Drain | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self.settings = settings
-        self.ledger = Ledger(state.ledger, clock=clock, refresh=settings.refresh, namespace=settings.endpoint)
+        self._location = state.location
+        self.ledger = Ledger(
+            state.ledger,
+            clock=clock,
+            refresh=settings.refresh,
+            namespace=settings.endpoint,
+            spool=spool,
+            location=state.location,
+        )
+        #: Shared with the runner: stopping the run stops this client starting calls.
+        self.drain = drain or Drain(settings.drain_s)
+        self._in_flight = InFlight(self.drain)
+        self._claims = Claims(state.claims, clock=clock, location=state.location)
+        #: Models the API answered 404 for: their calls go straight to the fallback.
+        self._missing: set[str] = set()
         self._sdk = sdk
         self._state = state
         self._clock = clock
@@ -109,45 +135,81 @@ class Client:
                 threshold=s.breaker_threshold,
                 window_s=s.breaker_window_s,
                 open_s=s.breaker_open_s,
-                probe_ttl_s=s.timeout_s + _PROBE_GRACE_S,
+                probe_ttl_s=PROBE_LEASE_S,
                 on_event=self._on_event,
                 namespace=s.endpoint,
+                clock=self._clock,
             )
         return self._breakers[model]
 
     async def call(self, request: Request) -> CallResult:
         """Answer one request: from the ledger, the primary model, or the fallback."""
+        task = self._in_flight.enter()
+        try:
+            return await self._call(request)
+        except asyncio.CancelledError:
+            if not self._in_flight.aborted(task):
+                raise
+            aborted = Aborted(f"the run is stopping ({self.drain.reason}); this request was not sent")
+            return self._finish(request, Tally(), self._clock.now(), error=aborted)
+        finally:
+            self._in_flight.leave(task)
+
+    async def _call(self, request: Request) -> CallResult:
         fallback = self.settings.fallback_model
         alternatives = (fallback,) if fallback and fallback != request.model else ()
         key = self.ledger.entry_key(request)
         fresh = self._batch_answers.pop(key, None) if self._batch_answers else None
-        hit = await self.ledger.get(
-            request, also_models=alternatives, ignore_refresh=fresh is not None, entry_key=key
-        )
+        began, tally = self._clock.now(), Tally()
+        try:
+            with map_state_errors(self._location):
+                hit = await self.ledger.get(
+                    request, also_models=alternatives, ignore_refresh=fresh is not None, entry_key=key
+                )
+        except StateStoreError as exc:
+            return self._finish(request, tally, began, error=exc)
         if hit is not None:
             return self._cached(request, hit, fresh)
-        began, tally = self._clock.now(), _Tally()
-        try:
-            message = await self._call_with_retry(request, key, tally)
-            return self._finish(request, tally, began, message=message)
-        except CircuitOpen as exc:
-            if not alternatives:
+        if not (alternatives and request.model in self._missing):
+            try:
+                answer = await self._claimed(request, key, tally, wait=not alternatives)
+                if isinstance(answer, LedgerHit):
+                    return self._cached(request, answer)
+                return self._finish(request, tally, began, message=answer)
+            except (CircuitOpen, ModelNotFound) as exc:
+                if isinstance(exc, ModelNotFound):
+                    self._missing.add(request.model)
+                if not alternatives:
+                    return self._finish(request, tally, began, error=exc)
+            except LLMError as exc:
                 return self._finish(request, tally, began, error=exc)
-        except LLMError as exc:
-            return self._finish(request, tally, began, error=exc)
         rerouted = request.with_model(alternatives[0])
         try:
-            message = await self._call_with_retry(rerouted, self.ledger.entry_key(rerouted), tally)
-            return self._finish(rerouted, tally, began, message=message, fallback=True)
+            answer = await self._claimed(rerouted, self.ledger.entry_key(rerouted), tally, wait=True)
+            if isinstance(answer, LedgerHit):
+                return self._cached(request, answer)
+            return self._finish(rerouted, tally, began, message=answer, fallback=True)
         except LLMError as exc:
             return self._finish(rerouted, tally, began, error=exc, fallback=True)
 
-    def _call_with_retry(self, request: Request, key: str, tally: _Tally) -> Awaitable[Message]:
+    async def _claimed(self, request: Request, key: str, tally: Tally, *, wait: bool) -> Message | LedgerHit:
+        """Call for `request` holding its claim; or, when another caller holds it, its stored answer."""
+        since, refresh = self._clock.wall(), self.ledger.refresh or key in self.ledger.invalid
+
+        async def answered() -> LedgerHit | None:
+            hit = await self.ledger.get(request, ignore_refresh=True, entry_key=key)
+            fresh = hit is not None and (not refresh or hit.created_at >= since)
+            return hit if fresh else None
+
+        call = partial(self._call_with_retry, request, key, tally, wait)
+        return await self._claims.exclusively(key, call, answered, answered_too=refresh)
+
+    def _call_with_retry(self, request: Request, key: str, tally: Tally, wait: bool) -> Awaitable[Message]:
         # A plain function handing back the retry coroutine, and a `partial` rather than a lambda:
         # both live for the whole call, and at 200 calls in flight every object held across the
         # HTTP exchange feeds the garbage collector (a closure over five names is seven objects).
         limiter = self.limiter_for(request.model)
-        attempt = partial(self._call_once, request, key, estimate_input_tokens(request.params), tally)
+        attempt = partial(self._call_once, request, key, estimate_input_tokens(request.params), tally, wait)
         return self._retry.call(
             attempt,
             key=request.key,
@@ -156,20 +218,57 @@ class Client:
             shared=limiter.shares_429,
         )
 
-    async def _call_once(self, request: Request, key: str, estimate: int, tally: _Tally) -> Message:
+    async def _call_once(
+        self, request: Request, key: str, estimate: int, tally: Tally, wait: bool
+    ) -> Message:
+        if self.drain.requested:
+            raise Aborted(f"the run is stopping ({self.drain.reason}); this request was not sent")
         limiter, breaker = self.limiter_for(request.model), self.breaker_for(request.model)
-        checked = await breaker.check()
-        reservation = await limiter.reserve(estimate, request.max_tokens)
-        try:
-            granted = await breaker.admit(None if reservation.queued else checked)
-        except CircuitOpen:
-            await limiter.release(reservation)
-            raise
+        with map_state_errors(self._location):
+            checked = await breaker.check(wait=wait)
+            reservation = await limiter.reserve(estimate, request.max_tokens)
+            try:
+                granted = await breaker.admit(None if reservation.queued else checked, wait=wait)
+            except CircuitOpen:
+                await limiter.release(reservation)
+                raise
         tally.attempts += 1
+        task = asyncio.current_task()
+        self._in_flight.sending(task, True)  # from here a drain lets the call finish
+        keeper = breaker.keep_probe(granted, self._location)
+        try:
+            message, body, raw = await self._send(request, limiter, breaker, reservation, granted, tally)
+            # First: a crash from here on cannot cost a second payment.
+            await self.ledger.keep(request, message, entry_key=key, message_json=body)
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+            self._in_flight.sending(task, False)
+        usage = message.usage
+        with map_state_errors(self._location):
+            await limiter.settle(
+                reservation,
+                usage.input_tokens + (usage.cache_creation_input_tokens or 0),
+                usage.output_tokens,
+            )
+            await limiter.observe(rate_limit_headers(raw.http_response.headers))
+            await breaker.record(granted, None)
+        return message
+
+    async def _send(
+        self,
+        request: Request,
+        limiter: Limiter,
+        breaker: Breaker,
+        reservation: Reservation,
+        granted: Pass,
+        tally: Tally,
+    ) -> tuple[Message, str, AsyncAPIResponse[Message]]:
+        """The HTTP exchange of one attempt; on failure the limiter and breaker hear how it ended."""
         timeout_s = self.settings.timeout_s
         started = self._clock.now()
         try:
-            with map_sdk_errors(self._clock.now, timeout_s=timeout_s):
+            with map_sdk_errors(self._clock.wall, timeout_s=timeout_s, model=request.model):
                 async with asyncio.timeout(timeout_s):
                     raw = await self._sdk.messages.with_raw_response.create(
                         **request.params, timeout=timeout_s
@@ -178,57 +277,26 @@ class Client:
         except LLMError as exc:
             tally.latency_s, tally.request_id = self._clock.now() - started, exc.request_id
             tally.rate_limited += isinstance(exc, RateLimited)
-            if isinstance(exc, RateLimited) and exc.reports_limits:
-                # The server's rate limiter says which buckets are empty: that is the news to act on,
-                # and the booking stays (giving it back would refill what the server calls empty).
-                await limiter.observe(exc.limits)
-            elif exc.status_code is not None:  # turned away for another reason: nothing was counted
-                await limiter.release(reservation)
-            await breaker.record(granted, exc)
+            with map_state_errors(self._location):
+                if isinstance(exc, RateLimited) and exc.reports_limits:
+                    # The server's rate limiter says which buckets are empty: that is the news to
+                    # act on, and the booking stays (giving it back refills what the server calls empty).
+                    await limiter.observe(exc.limits)
+                elif exc.status_code is not None and exc.status_code >= 400:
+                    await limiter.release(reservation)  # turned away: nothing was counted
+                await breaker.record(granted, exc)
+            if self.drain.requested:  # no retry: the run is stopping
+                raise Aborted(f"the run is stopping ({self.drain.reason}); last attempt: {exc}") from exc
             raise
         except asyncio.CancelledError:
-            await breaker.release(granted)
+            with contextlib.suppress(StateStoreError), map_state_errors(self._location):
+                await breaker.release(granted)
             raise
         tally.latency_s, tally.request_id = self._clock.now() - started, message._request_id
-        # First: a crash from here on cannot cost a second payment.
-        await self.ledger.put(request, message, entry_key=key, message_json=body)
-        usage = message.usage
-        await limiter.settle(
-            reservation, usage.input_tokens + (usage.cache_creation_input_tokens or 0), usage.output_tokens
-        )
-        await limiter.observe(rate_limit_headers(raw.http_response.headers))
-        await breaker.record(granted, None)
-        return message
+        return message, body, raw
 
     def _cached(self, request: Request, hit: LedgerHit, batch: BatchAnswer | None = None) -> CallResult:
-        """A ledger hit costs nothing, unless this run's batch put it there: then it is that batch call."""
-        answered = request.with_model(hit.model) if hit.model != request.model else request
-        usage = hit.message.usage
-        record = CallRecord(
-            key=request.key,
-            model=hit.model,
-            outcome="ok",
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost_usd=0.0,
-            cached=True,
-            fallback=hit.model != request.model,
-            stop_reason=hit.message.stop_reason,
-        )
-        if batch is not None:
-            record = replace(
-                record,
-                cached=False,
-                batch=True,
-                cost_usd=cost(hit.model, usage, batch=True),
-                attempts=1,
-                latency_ms=batch.latency_ms,
-                request_id=batch.batch_id,
-                cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
-                cache_read_input_tokens=usage.cache_read_input_tokens or 0,
-            )
-        self._emit(record)
-        return CallResult(answered, record, message=hit.message)
+        return self._emit(cached_result(request, hit, batch))
 
     async def prefetch(self, requests: Callable[[], Iterable[Request]]) -> BatchReport:
         """Answer `requests()` through the Message Batches API into the ledger (see `batches.py`).
@@ -254,51 +322,29 @@ class Client:
     def _finish(
         self,
         request: Request,
-        tally: _Tally,
+        tally: Tally,
         began: float,
         *,
         message: Message | None = None,
         error: LLMError | None = None,
         fallback: bool = False,
     ) -> CallResult:
-        latency_ms = tally.latency_s * 1000.0
-        wait_ms = max(0.0, (self._clock.now() - began) * 1000.0 - latency_ms)
-        common = {
-            "key": request.key,
-            "model": request.model,
-            "latency_ms": latency_ms,
-            "wait_ms": wait_ms,
-            "attempts": tally.attempts,
-            "rate_limited": tally.rate_limited,
-            "fallback": fallback,
-            "request_id": tally.request_id,
-        }
-        if message is not None:
-            usage = message.usage
-            record = CallRecord(
-                outcome="ok",
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
-                cache_read_input_tokens=usage.cache_read_input_tokens or 0,
-                cost_usd=cost(request.model, usage),
-                stop_reason=message.stop_reason,
-                **common,
-            )
-        else:
-            assert error is not None
-            record = CallRecord(outcome="error", error_type=type(error).__name__, error=str(error), **common)
-        self._emit(record)
-        return CallResult(request, record, message=message, error=error)
+        elapsed_s = self._clock.now() - began
+        return self._emit(
+            finished_result(request, tally, elapsed_s, message=message, error=error, fallback=fallback)
+        )
 
-    def _emit(self, record: CallRecord) -> None:
+    def _emit(self, result: CallResult) -> CallResult:
         if self._on_record is not None:
-            self._on_record(record)
+            self._on_record(result.record)
+        return result
 
     async def aclose(self) -> None:
-        """Hand the limiters' held give-backs to the shared state (`open_client` calls this)."""
-        for limiter in self._limiters.values():
-            await limiter.flush()
+        """Hand the limiters' held give-backs to the shared state, give back any claims still held."""
+        await self._claims.aclose()
+        with contextlib.suppress(StateStoreError), map_state_errors(self._location):
+            for limiter in self._limiters.values():
+                await limiter.flush()
 
     def __repr__(self) -> str:
         return (

@@ -1,10 +1,20 @@
 """The one clock every wait in the call stack goes through.
 
-`now()` is wall-clock time (seconds since the epoch), not a monotonic reading, because limiter and
-breaker state is shared between processes through SQLite files: two processes can only agree on
-"the bucket is full again at t" in a time base they share. (Redis state uses the Redis server's
-clock instead, so machines agree too.) Tests pass a fake clock whose `sleep` advances virtual time,
-so the limiter's arithmetic is pinned exactly and no test waits for real.
+Two readings, for two different jobs:
+
+- `now()` is the base of every wait and of the shared limiter, breaker and claim state: a clock
+  that never steps. `SystemClock` reads `time.monotonic()`, which on Linux is `CLOCK_MONOTONIC`,
+  one counter for every process of a machine (containers included), so processes sharing SQLite
+  files still agree on "the bucket is full again at t", and an NTP step of the wall clock stalls
+  no one. It restarts at boot; the SQLite backend notices a new boot id and starts its transient
+  rows afresh (`state/sqlite.py`). Redis state uses the Redis server's own clock, so machines
+  agree too; callers only ever exchange relative seconds with it.
+- `wall()` is seconds since the epoch, only for what a person reads or what outlives a boot:
+  when a ledger answer was stored (and pruning by age), when a batch was submitted, and an
+  HTTP-date `Retry-After`.
+
+Tests pass a fake clock whose `sleep` advances virtual time, so the limiter's arithmetic is pinned
+exactly and no test waits for real.
 """
 
 from __future__ import annotations
@@ -20,7 +30,11 @@ class Clock(Protocol):
     """Time source and sleeper; injectable so tests control time."""
 
     def now(self) -> float:
-        """Seconds since the epoch."""
+        """Seconds on a clock that never steps (the base of waits and shared state)."""
+        ...
+
+    def wall(self) -> float:
+        """Seconds since the epoch (timestamps a person reads)."""
         ...
 
     async def sleep(self, seconds: float) -> None:
@@ -29,11 +43,14 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """Real time: `time.time()` and `asyncio.sleep`."""
+    """Real time: `time.monotonic()`, `time.time()` and `asyncio.sleep` (itself monotonic)."""
 
     __slots__ = ()
 
     def now(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
         return time.time()
 
     async def sleep(self, seconds: float) -> None:

@@ -10,14 +10,18 @@ LLMError
 │   └── ConnectionFailed     the connection dropped or could not be opened
 ├── PermanentError           the same request will fail the same way
 │   ├── BadRequest           400, 404, 413, 422 and other 4xx
+│   │   └── ModelNotFound    404 for a Messages call: the model is wrong or retired
 │   └── AuthError            401, 403 (also 402 billing): a person must act
 ├── CircuitOpen              the breaker is failing calls fast (names the last upstream error)
+├── StateStoreError          the shared state (SQLite files, Redis) failed or lost its data
 ├── BadOutput                the model answered, but not in the shape we asked for
 └── Aborted                  the run stopped before this request was tried
 ```
 
-`AuthError` and `CircuitOpen` are *systemic*: every other request will meet them too, so the
-Dagster layer fails the asset instead of writing a partition full of error rows.
+`AuthError`, `ModelNotFound`, `CircuitOpen` and `StateStoreError` are *systemic*: every other
+request will meet them too, so the Dagster layer fails the asset instead of writing a partition
+full of error rows. A malformed 200 (a body that is not a valid Message) is a `ServerError` with
+`status_code=200`: retried like a 5xx.
 
 Every error keeps `status_code`, `request_id` and `retry_after` (seconds) where the server sent
 them, so rows and logs can name the upstream request.
@@ -35,11 +39,13 @@ __all__ = [
     "CircuitOpen",
     "ConnectionFailed",
     "LLMError",
+    "ModelNotFound",
     "Overloaded",
     "PermanentError",
     "RateLimited",
     "RetryableError",
     "ServerError",
+    "StateStoreError",
     "Timeout",
 ]
 
@@ -124,6 +130,16 @@ class BadRequest(PermanentError):
     """4xx other than auth: the request itself is wrong (shape, size, unknown model)."""
 
 
+class ModelNotFound(BadRequest):
+    """404 for a Messages call: the model id is wrong or retired. Every request names the same model."""
+
+    systemic = True
+
+    def __init__(self, message: str, *, model: str, **fields: object) -> None:
+        super().__init__(message, **fields)  # type: ignore[arg-type]
+        self.model = model
+
+
 class AuthError(PermanentError):
     """401/403 (and 402 billing): the key is wrong or lacks permission. A person must act."""
 
@@ -139,6 +155,25 @@ class CircuitOpen(LLMError):
         super().__init__(message)
         self.model = model
         self.last_error = last_error
+
+
+class StateStoreError(LLMError):
+    """The shared state failed: Redis unreachable, frozen or emptied; SQLite locked, read-only or full.
+
+    `store` names where the state lives, credentials redacted. `lost` marks a store that forgot its
+    data (every answer in it would be paid for again); `spooled` says where answers that could
+    not be written wait for the next run (`claude/spool.py`).
+    """
+
+    systemic = True
+
+    def __init__(
+        self, message: str, *, store: str = "", lost: bool = False, spooled: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.store = store
+        self.lost = lost
+        self.spooled = spooled
 
 
 class BadOutput(LLMError):

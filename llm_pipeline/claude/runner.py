@@ -9,9 +9,14 @@ hold back at most W items instead of letting the reorder buffer grow without bou
 leaves queued.
 
 Per-request failures are values (`CallResult.error`) and never stop the run. An exception that
-escapes `fn` (a bug, or a deliberate systemic abort such as a bad API key) cancels the in-flight
-work and propagates from `map`. `on_progress` gets a `Progress` at most every `progress_every_s`
-and once at the end; `failed` counts results whose `.ok` is False.
+escapes `fn` (a bug, or a deliberate systemic abort such as a bad API key) stops the run and
+propagates from `map`. Without a `Drain` the in-flight work is cancelled at once; with one (the
+pipeline always passes one, shared with its client) the run drains instead (`drain.py`): no
+item is pulled any more, results of calls in flight keep coming until they are all done or
+`drain.timeout_s` has passed (the rest is cancelled), and then the error is raised, or
+`Interrupted` when the drain was requested from outside (a signal). `on_progress` gets a
+`Progress` at most every `progress_every_s` and once at the end; `failed` counts results whose
+`.ok` is False.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from llm_pipeline.claude.clock import Clock, SystemClock
+from llm_pipeline.claude.drain import Drain, Interrupted
 
 __all__ = ["Progress", "ProgressSink", "Runner"]
 
@@ -51,6 +57,9 @@ class _Failed:
 
 
 _FINISHED = object()
+#: Queue messages of a drain: it was requested, and its time is up.
+_DRAINING = object()
+_DEADLINE = object()
 
 
 class _Source(Generic[T]):
@@ -111,6 +120,7 @@ class Runner:
         *,
         ordered: bool = True,
         total: int | None = None,
+        drain: Drain | None = None,
     ) -> AsyncIterator[R]:
         """Yield `fn(item)` for every item, in input order (or as completed), N at a time."""
         if total is None and hasattr(items, "__len__"):
@@ -119,11 +129,14 @@ class Runner:
         slots = asyncio.Semaphore(self.window)
         results: asyncio.Queue[Any] = asyncio.Queue()
 
+        def stopping() -> bool:
+            return drain is not None and drain.requested
+
         async def worker() -> None:
             try:
-                while True:
+                while not stopping():
                     await slots.acquire()
-                    pulled = await source.next()
+                    pulled = None if stopping() else await source.next()
                     if pulled is None:
                         slots.release()
                         break
@@ -135,20 +148,35 @@ class Runner:
                 results.put_nowait(_FINISHED)
 
         started = last_report = self._clock.now()
-        done = failed = finished_workers = 0
+        done = failed = finished_workers = drained = 0
+        failure: BaseException | None = None
+        timer: asyncio.Task[None] | None = None
         buffered: dict[int, R] = {}
         next_index = 0
         workers = [asyncio.create_task(worker()) for _ in range(self.max_concurrency)]
+        unsubscribe = drain.subscribe(lambda: results.put_nowait(_DRAINING)) if drain is not None else None
         try:
             while finished_workers < len(workers):
                 message = await results.get()
                 if message is _FINISHED:
                     finished_workers += 1
                     continue
+                if message is _DRAINING:
+                    assert drain is not None
+                    timer = asyncio.create_task(self._deadline(results, drain.timeout_s))
+                    continue
+                if message is _DEADLINE:
+                    break
                 if isinstance(message, _Failed):
-                    raise message.error
+                    if drain is None:
+                        raise message.error
+                    finished_workers += 1
+                    failure = failure or message.error
+                    drain.request(f"{type(message.error).__name__}: {message.error}")
+                    continue
                 index, result = message
                 done += 1
+                drained += timer is not None
                 failed += getattr(result, "ok", True) is False
                 now = self._clock.now()
                 if self._on_progress is not None and now - last_report >= self._every:
@@ -164,13 +192,27 @@ class Runner:
                     next_index += 1
                     slots.release()
                     yield ready
+            if failure is not None:
+                raise failure
+            if drain is not None and drain.requested:
+                abandoned = sum(not task.done() for task in workers)
+                raise Interrupted(drain.reason, finished=drained, abandoned=abandoned)
             if self._on_progress is not None:
                 self._on_progress(self._progress(done, failed, total, self._clock.now() - started))
         finally:
-            for task in workers:
+            if unsubscribe is not None:
+                unsubscribe()
+            for task in [*workers, *([timer] if timer is not None else [])]:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*workers, return_exceptions=True)
+                await asyncio.gather(
+                    *workers, *([timer] if timer is not None else []), return_exceptions=True
+                )
+
+    async def _deadline(self, results: asyncio.Queue[Any], seconds: float) -> None:
+        """The end of a drain: in-flight calls still running then are cancelled."""
+        await self._clock.sleep(seconds)
+        results.put_nowait(_DEADLINE)
 
     async def run(
         self,
@@ -179,9 +221,10 @@ class Runner:
         *,
         ordered: bool = True,
         total: int | None = None,
+        drain: Drain | None = None,
     ) -> list[R]:
         """`map` collected into a list (convenient when the results fit in memory)."""
-        return [result async for result in self.map(fn, items, ordered=ordered, total=total)]
+        return [result async for result in self.map(fn, items, ordered=ordered, total=total, drain=drain)]
 
     @staticmethod
     def _progress(done: int, failed: int, total: int | None, elapsed: float) -> Progress:

@@ -9,10 +9,12 @@ the `request-id` and the parsed Retry-After. Nothing else in `claude/` catches S
     429                                   -> RateLimited (retry_after, limits); spend cap: AuthError
     529                                   -> Overloaded
     401, 402, 403                         -> AuthError (systemic: a person must act)
+    404 for a Messages call (`model=`)    -> ModelNotFound (systemic: the model is wrong or retired)
     408                                   -> Timeout
     409, 5xx                              -> ServerError
     other 4xx                             -> BadRequest
-    a 2xx the SDK could not validate      -> ServerError
+    a 2xx whose body is not a valid       -> ServerError with status_code 200 (retried like a 5xx;
+      Message (`read_message`)               the body is never stored)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from llm_pipeline.claude.errors import (
     BadRequest,
     ConnectionFailed,
     LLMError,
+    ModelNotFound,
     Overloaded,
     RateLimited,
     ServerError,
@@ -46,7 +49,7 @@ SPEND_CAP_CODES = frozenset(
 )
 
 
-def _from_status(exc: anthropic.APIStatusError, now: float) -> LLMError:
+def _from_status(exc: anthropic.APIStatusError, now: float, model: str | None) -> LLMError:
     status = exc.status_code
     detail = exc.api_message or exc.message
     text = f"{status} {exc.type or 'error'}: {detail}"
@@ -64,6 +67,8 @@ def _from_status(exc: anthropic.APIStatusError, now: float) -> LLMError:
         return Overloaded(text, **fields)
     if status in (401, 402, 403):
         return AuthError(text, **fields)
+    if status == 404 and model is not None:
+        return ModelNotFound(f"model {model!r} does not exist or is retired ({text})", model=model, **fields)
     if status == 408:
         return Timeout(text, **fields)
     if status == 409 or status >= 500:
@@ -71,32 +76,42 @@ def _from_status(exc: anthropic.APIStatusError, now: float) -> LLMError:
     return BadRequest(text, **fields)
 
 
-def _mapped(exc: BaseException, now: Callable[[], float], timeout_s: float | None) -> LLMError | None:
+def _mapped(
+    exc: BaseException, now: Callable[[], float], timeout_s: float | None, model: str | None
+) -> LLMError | None:
     if isinstance(exc, anthropic.APITimeoutError | TimeoutError):
         return Timeout(f"no answer within the timeout ({timeout_s} s)")
     if isinstance(exc, anthropic.APIConnectionError):
         cause = exc.__cause__
         return ConnectionFailed(f"{exc.message} ({type(cause).__name__ if cause else 'no detail'})")
     if isinstance(exc, anthropic.APIStatusError):
-        return _from_status(exc, now())
+        return _from_status(exc, now(), model)
     if isinstance(exc, anthropic.APIResponseValidationError):
-        return ServerError(f"response failed validation: {exc.message}", status_code=exc.status_code)
+        return ServerError(
+            f"malformed {exc.status_code} response: {exc.message}",
+            status_code=exc.status_code,
+            request_id=exc.response.headers.get("request-id"),
+        )
     return None
 
 
 class map_sdk_errors:  # lower case: used like contextlib.suppress
-    """Re-raise SDK (and asyncio timeout) exceptions as `LLMError`s; `now` dates a Retry-After.
+    """Re-raise SDK (and asyncio timeout) exceptions as `LLMError`s; `now` (wall clock) dates a
+    Retry-After; `model` marks a Messages call, whose 404 means the model is not there.
 
     A class rather than a `@contextmanager` generator: it is entered once per attempt and lives
     across the whole HTTP exchange, and one small object is cheaper than a generator, its frame
     and a wrapper, at 1,000 calls/s.
     """
 
-    __slots__ = ("_now", "_timeout_s")
+    __slots__ = ("_model", "_now", "_timeout_s")
 
-    def __init__(self, now: Callable[[], float], *, timeout_s: float | None = None) -> None:
+    def __init__(
+        self, now: Callable[[], float], *, timeout_s: float | None = None, model: str | None = None
+    ) -> None:
         self._now = now
         self._timeout_s = timeout_s
+        self._model = model
 
     def __enter__(self) -> None:
         return None
@@ -104,7 +119,7 @@ class map_sdk_errors:  # lower case: used like contextlib.suppress
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
         if exc is None:
             return False
-        mapped = _mapped(exc, self._now, self._timeout_s)
+        mapped = _mapped(exc, self._now, self._timeout_s, self._model)
         if mapped is None:
             return False
         raise mapped from exc

@@ -74,7 +74,8 @@ class ClaudeSettings:
 
     #: Shared state: None = this process only, a directory = SQLite files in it (every process on
     #: the machine), `redis://...` = a Redis server (every machine).
-    state: str | None = None
+    #: Hidden from repr: a `redis://:password@host` URL carries a credential (see `state.redact`).
+    state: str | None = field(default=None, repr=False)
     #: Skip ledger lookups (answers are still written), e.g. after a prompt bug was fixed.
     refresh: bool = False
     #: HTTP client under the SDK; aiohttp measured faster at high concurrency (see transport.py).
@@ -97,6 +98,15 @@ class ClaudeSettings:
     batch_max_requests: int = 100_000
     batch_max_bytes: int = 250_000_000
 
+    #: Longest wait of one shared-state operation: a SQLite file another process keeps locked, or
+    #: a Redis that does not answer (stopped, unreachable). Past it the step fails naming the store.
+    state_timeout_s: float = 30.0
+    #: A local directory for paid answers the ledger could not take (`spool.py`); the next run
+    #: replays them before calling. None: no spool (such an answer is lost if the store stays down).
+    spool_dir: str | None = None
+    #: Seconds a stopped run (a signal, a systemic error) waits for its calls in flight (`drain.py`).
+    drain_s: float = 30.0
+
     @property
     def endpoint(self) -> str:
         """The API host; limiter, breaker and ledger state is kept apart per endpoint."""
@@ -114,6 +124,7 @@ class ClaudeSettings:
             "batch_poll_s",
             "batch_poll_max_s",
             "batch_deadline_s",
+            "state_timeout_s",
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ClaudeSettings.{name} must be > 0, got {getattr(self, name)!r}")
@@ -130,6 +141,8 @@ class ClaudeSettings:
             value = getattr(self, name)
             if value not in choices:
                 raise ValueError(f"ClaudeSettings.{name} must be one of {choices}, got {value!r}")
+        if self.drain_s < 0:
+            raise ValueError(f"ClaudeSettings.drain_s must be >= 0, got {self.drain_s}")
         if self.batch_retry_rounds < 0:
             raise ValueError(f"ClaudeSettings.batch_retry_rounds must be >= 0, got {self.batch_retry_rounds}")
         if self.batch_max_requests > _API_BATCH_MAX_REQUESTS or self.batch_max_bytes > _API_BATCH_MAX_BYTES:

@@ -15,9 +15,11 @@ falls back to reading credentials from the environment or a profile on disk.
 `read_message` turns a raw response into a `Message` with pydantic-core's JSON validator (Rust)
 instead of the SDK's `parse()`, which walks the decoded JSON in Python (`construct_type`): ~30 us
 instead of ~80 us per answer, about 6% of a whole call at zero latency. The body it validated is
-also what the ledger stores, so the answer is not serialised a second time. A body the strict
-validator rejects (say, a content block type newer than the pinned SDK) goes through the SDK's
-lenient `parse()` as before, so nothing the SDK accepts is refused.
+also what the ledger stores, so the answer is not serialised a second time. A 200 whose body the
+strict validator rejects (JSON cut short, an HTML page from a gateway, a content block type the
+pinned SDK does not know) raises the SDK's `APIResponseValidationError`, which `sdk_errors`
+turns into a retryable `ServerError`: the SDK's lenient `parse()` would hand back a half-built
+object that crashes later, or an answer that fails validation once stored in the ledger.
 """
 
 from __future__ import annotations
@@ -51,13 +53,19 @@ def build_sdk_client(settings: ClaudeSettings) -> anthropic.AsyncAnthropic:
     )
 
 
-async def read_message(raw: AsyncAPIResponse[Message]) -> tuple[Message, str | None]:
-    """The response's `Message` (with its request id), and its JSON body when that parsed as is."""
+async def read_message(raw: AsyncAPIResponse[Message]) -> tuple[Message, str]:
+    """The response's `Message` (with its request id) and its JSON body, or APIResponseValidationError."""
     body = await raw.read()
     try:
         message = Message.model_validate_json(body)
-    except pydantic.ValidationError:
-        return await raw.parse(), None
+    except pydantic.ValidationError as exc:
+        kind = raw.http_response.headers.get("content-type", "no content-type")
+        raise anthropic.APIResponseValidationError(
+            raw.http_response,
+            body[:200].decode("utf-8", "replace"),
+            message=f"the body ({kind}, {len(body)} bytes) is not a valid Message: "
+            f"{exc.error_count()} error(s), first: {exc.errors()[0]['msg']}",
+        ) from exc
     message._request_id = raw.request_id
     message._workspace_id = raw.workspace_id
     return message, body.decode("utf-8")

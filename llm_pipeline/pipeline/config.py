@@ -8,10 +8,10 @@ never at import or when `Definitions` is built, so `LLM_PIPELINE_DATA_DIR=... da
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
+from upath import UPath
 
 from llm_pipeline.prompts.classifications import DEFAULT_TAXONOMY
 from llm_pipeline.settings import integer, labels, number, resolve_data_dir, setting
@@ -29,13 +29,13 @@ class PipelineSettings:
     taxonomy: tuple[str, ...]
     max_error_rate: float
     max_doc_chars: int
-    data_dir: Path
+    data_dir: UPath
     entities_max_tokens: int
     classification_max_tokens: int
     report_max_tokens: int
 
-    def raw_path(self, partition_key: str) -> Path:
-        """Where the input of one daily partition lives."""
+    def raw_path(self, partition_key: str) -> UPath:
+        """Where the input of one daily partition lives (a local path or a URL on a store)."""
         return self.data_dir / "raw" / f"{partition_key}.jsonl"
 
 
@@ -52,7 +52,11 @@ class PipelineConfig(dg.ConfigurableResource):
         default=None, description="Longer texts are truncated and flagged; env LLM_PIPELINE_MAX_DOC_CHARS."
     )
     data_dir: str | None = Field(
-        default=None, description="Root of raw/ and warehouse/; env LLM_PIPELINE_DATA_DIR, default 'data'."
+        default=None,
+        description=(
+            "Root of raw/ and warehouse/: a local path or an fsspec URL (s3://bucket/prefix, ...); "
+            "env LLM_PIPELINE_DATA_DIR, default 'data'."
+        ),
     )
     entities_max_tokens: int = Field(default=1024, description="max_tokens of an extraction call.")
     classification_max_tokens: int = Field(default=512, description="max_tokens of a classification call.")

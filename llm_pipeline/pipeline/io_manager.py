@@ -1,24 +1,31 @@
 """The Parquet IO manager: one file per asset and partition, written atomically, read lazily.
 
 Path: `<data_dir>/warehouse/<asset>/<partition>.parquet`, where `data_dir` is the resource config,
-else `$LLM_PIPELINE_DATA_DIR` read when the file is written or read, else `data`.
+else `$LLM_PIPELINE_DATA_DIR` read when the file is written or read, else `data`: a local path or an
+fsspec URL such as `s3://bucket/prefix` (`warehouse/store.py`; credentials from the store's chain).
 
-Outputs: a `pd.DataFrame` is written with the asset's schema from `tables.SCHEMAS`; a `StagedTable`
-(written row by row through `staging_writer`) is only committed. Either way the partition is
-replaced atomically and the materialization gets `row_count`, `path` and `status_counts`.
+Built on Dagster's `UPathIOManager` (`PartitionFiles`), which places a partition on any fsspec
+store; what it writes and reads is ours. Outputs: a `pd.DataFrame` is written with the asset's
+schema from `tables.SCHEMAS`; a `StagedTable` (written row by row through `staging_writer`) is only
+committed. Either way the partition is replaced atomically (a rename on a local disk, one upload of
+the complete file on a store) and the materialization gets `path`, `row_count` and `status_counts`.
 
 Inputs: a `pd.DataFrame` by default; an input annotated `PartitionTable` gets a lazy handle, so an
 asset can stream 100,000 rows (`context.dagster_type.typing_type` says which was asked for).
+
+Each step checks the store once when the resource starts, so a wrong bucket or an unreachable
+endpoint fails the step before it reads, calls or writes anything.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
 from pydantic import Field
+from upath import UPath
 
 from llm_pipeline.settings import resolve_data_dir
 from llm_pipeline.warehouse.files import (
@@ -29,26 +36,69 @@ from llm_pipeline.warehouse.files import (
     status_counts,
     write_atomically,
 )
+from llm_pipeline.warehouse.store import Location, check_reachable
 from llm_pipeline.warehouse.tables import schema_for
 
-__all__ = ["ParquetIOManager", "PartitionTable", "StagedTable", "TableWriter", "staging_writer"]
+__all__ = [
+    "ParquetIOManager",
+    "PartitionFiles",
+    "PartitionTable",
+    "StagedTable",
+    "TableWriter",
+    "staging_writer",
+]
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
-    """Daily partitions as Parquet files under `<data_dir>/warehouse/`."""
+    """Daily partitions as Parquet files under `<data_dir>/warehouse/`, on a local disk or a store."""
 
     data_dir: str | None = Field(
-        default=None, description="Root of warehouse/; env LLM_PIPELINE_DATA_DIR at run time, default 'data'."
+        default=None,
+        description=(
+            "Root of warehouse/: a local path or an fsspec URL (s3://bucket/prefix, gs://, az://, "
+            "file://); env LLM_PIPELINE_DATA_DIR at run time, default 'data'. Credentials come from "
+            "the store's standard chain (e.g. AWS_* environment variables), never from here."
+        ),
     )
 
-    def path_for(self, asset_key: dg.AssetKey, partition_key: str) -> Path:
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Ask the store once, before any step reads, calls the API or writes: a wrong bucket or an
+        unreachable endpoint then costs nothing and names the URL."""
+        check_reachable(resolve_data_dir(self.data_dir))
+
+    def files(self) -> PartitionFiles:
+        """The UPathIOManager over this run's data root (resolved now, so env set at launch counts)."""
+        return PartitionFiles(resolve_data_dir(self.data_dir))
+
+    def path_for(self, asset_key: dg.AssetKey, partition_key: str) -> Location:
         """Where one partition of one asset lives."""
         return partition_path(resolve_data_dir(self.data_dir), asset_key.path, partition_key)
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | StagedTable) -> None:
-        path = self.path_for(context.asset_key, _partition_of(context))
+        _partition_of(context)
+        self.files().handle_output(context, obj)
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame | PartitionTable:
+        _partition_of(context)
+        return self.files().load_input(context)
+
+
+class PartitionFiles(dg.UPathIOManager):
+    """Dagster's UPathIOManager decides where a partition goes (`<base>/<asset>/<partition>.parquet`);
+    this class decides how it is written (staged, then committed in one step) and read (lazily)."""
+
+    extension = ".parquet"
+
+    def __init__(self, data_dir: UPath) -> None:
+        super().__init__(base_path=data_dir / "warehouse")
+
+    def make_directory(self, path: UPath) -> None:
+        """Nothing: a local write makes its own folder, and a store has none (s3fs's mkdir would
+        even create a missing bucket, hiding a typo in the URL)."""
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
         if isinstance(obj, StagedTable):
-            if obj.final_path != path:
+            if str(obj.final_path) != str(path):
                 obj.discard()
                 raise ValueError(
                     f"staged table was written for {obj.final_path}, but this output goes to {path}"
@@ -57,30 +107,24 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 obj.commit()
             finally:
                 obj.discard()
-            rows, counts = obj.num_rows, dict(obj.status_counts)
         elif isinstance(obj, pd.DataFrame):
-            table = _to_arrow(obj, schema_for(context.asset_key.path[-1]))
-            write_atomically(table, path)
-            rows = table.num_rows
-            counts = status_counts(obj["status"]) if "status" in obj.columns else {}
+            write_atomically(_to_arrow(obj, schema_for(context.asset_key.path[-1])), path)
         else:
             raise TypeError(
                 f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; "
                 "return a pandas DataFrame or the StagedTable of a staging_writer"
             )
-        context.add_output_metadata(
-            {
-                "row_count": dg.MetadataValue.int(rows),
-                "path": dg.MetadataValue.path(str(path)),
-                "status_counts": dg.MetadataValue.json(counts),
-            }
-        )
 
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame | PartitionTable:
-        partition = _partition_of(context)
-        path = self.path_for(context.asset_key, partition)
+    def get_metadata(self, context: dg.OutputContext, obj: Any) -> dict[str, Any]:
+        if isinstance(obj, StagedTable):
+            rows, counts = obj.num_rows, dict(obj.status_counts)
+        else:
+            rows, counts = len(obj), status_counts(obj["status"]) if "status" in obj.columns else {}
+        return {"row_count": dg.MetadataValue.int(rows), "status_counts": dg.MetadataValue.json(counts)}
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame | PartitionTable:
         if not path.exists():
-            asset = context.asset_key.to_user_string()
+            asset, partition = context.asset_key.to_user_string(), context.asset_partition_key
             raise dg.Failure(
                 description=f"{path} does not exist: materialize {asset} for partition {partition} first",
                 metadata={"path": dg.MetadataValue.path(str(path)), "asset": asset, "partition": partition},

@@ -20,8 +20,17 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from llm_pipeline.claude import ClaudeSettings
+from llm_pipeline.claude.state import redact
 from llm_pipeline.pipeline.session import StepSession, open_session
-from llm_pipeline.settings import SettingError, integer, number, resolve_state, setting, word
+from llm_pipeline.settings import (
+    SettingError,
+    integer,
+    number,
+    resolve_spool_dir,
+    resolve_state,
+    setting,
+    word,
+)
 from llm_pipeline.simulator import Latency, Limits, Simulator, SimulatorConfig
 
 __all__ = ["DEFAULT_MODEL", "SIMULATOR_LIMITS", "ClaudeResource"]
@@ -47,6 +56,8 @@ _FROM_ENV: Mapping[str, Callable[[str], Any]] = {
     "batch_poll_s": number,
     "batch_poll_max_s": number,
     "batch_deadline_s": number,
+    "state_timeout_s": number,
+    "drain_s": number,
 }
 
 
@@ -112,6 +123,22 @@ class ClaudeResource(dg.ConfigurableResource):
         description="Errored and expired batch requests: 'realtime' (ordinary calls) or 'batch' (a new small "
         "batch, up to 2 rounds); env LLM_PIPELINE_BATCH_RETRY; default realtime.",
     )
+    state_timeout_s: float | None = Field(
+        default=None,
+        description="Longest wait of one state operation (a SQLite file another process keeps locked, a "
+        "Redis that does not answer) before the step fails naming the store; env "
+        "LLM_PIPELINE_STATE_TIMEOUT_S; default 30.",
+    )
+    spool_dir: str | None = Field(
+        default=None,
+        description="Local directory for paid answers the ledger could not take, replayed by the next run; "
+        "env LLM_PIPELINE_SPOOL_DIR; default $DAGSTER_HOME/llm_spool, else .llm_state/spool.",
+    )
+    drain_s: float | None = Field(
+        default=None,
+        description="Seconds a stopped step (SIGTERM/SIGINT, a UI termination, a systemic error) waits for "
+        "its calls in flight to finish and be stored; env LLM_PIPELINE_DRAIN_S; default 30.",
+    )
     simulator_latency_ms: float = Field(
         default=150.0, description="Median answer latency of the embedded simulator (0 = instant)."
     )
@@ -134,7 +161,8 @@ class ClaudeResource(dg.ConfigurableResource):
         context.log.info(
             f"Claude backend={backend} model={settings.model} fallback={settings.fallback_model} "
             f"limits rpm={settings.rpm:g} itpm={settings.itpm:g} otpm={settings.otpm:g} "
-            f"concurrency={settings.max_concurrency} state={settings.state or 'memory'} mode={settings.mode}"
+            f"concurrency={settings.max_concurrency} state={redact(settings.state or 'memory')} "
+            f"mode={settings.mode}"
         )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -186,6 +214,7 @@ class ClaudeResource(dg.ConfigurableResource):
             if backend == "anthropic"
             else None,
             "state": resolve_state(self.state),
+            "spool_dir": resolve_spool_dir(self.spool_dir),
             "refresh": self.refresh,
         }
         for name, parse in _FROM_ENV.items():

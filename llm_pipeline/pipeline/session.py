@@ -14,18 +14,35 @@ session is complete when it is handed out: nothing is attached to it later.
 Batch mode (`settings.mode == "batch"`): `prefetch` first answers the step's requests through the
 Message Batches API into the ledger (`claude/batches.py`); the ordinary per-document flow then runs
 unchanged and finds the answers there. In real-time mode `prefetch` does nothing.
+
+Stopping: the session's `Drain` is shared by the client and the runner. A systemic error drains the
+calls in flight before it fails the step; SIGINT/SIGTERM (a UI termination, a pod eviction) request
+the drain too (`termination.py`), and the step then fails as interrupted once the answers on the
+wire are stored. A batch prefetch that is waiting when the stop comes is left to a later run (its
+batches are recorded and resumed).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from llm_pipeline.claude import CallResult, ClaudeSettings, Client, Request, Runner, open_client
+from llm_pipeline.claude import (
+    CallResult,
+    ClaudeSettings,
+    Client,
+    Drain,
+    Interrupted,
+    Request,
+    Runner,
+    open_client,
+)
 from llm_pipeline.pipeline.step_totals import PROGRESS_EVERY_S, StepTotals
+from llm_pipeline.pipeline.termination import interrupted, watch_signals
 
 __all__ = ["StepSession", "open_session"]
 
@@ -36,10 +53,11 @@ R = TypeVar("R")
 class StepSession:
     """The client, the runner above it, and the running totals of one step."""
 
-    def __init__(self, *, client: Client, runner: Runner, totals: StepTotals) -> None:
+    def __init__(self, *, client: Client, runner: Runner, totals: StepTotals, drain: Drain) -> None:
         self.client = client
         self.runner = runner
         self.totals = totals
+        self.drain = drain
 
     @property
     def step(self) -> str:
@@ -68,7 +86,18 @@ class StepSession:
         """
         if self.settings.mode != "batch":
             return
-        report = await self.client.prefetch(lambda: (r for r in requests() if r is not None))
+        prefetch = asyncio.ensure_future(
+            self.client.prefetch(lambda: (r for r in requests() if r is not None))
+        )
+        unsubscribe = self.drain.subscribe(prefetch.cancel)
+        try:
+            report = await prefetch
+        except asyncio.CancelledError:
+            if not self.drain.requested:
+                raise
+            raise Interrupted(self.drain.reason) from None
+        finally:
+            unsubscribe()
         self.totals.merge(report)
 
     async def map(
@@ -79,7 +108,7 @@ class StepSession:
         total: int | None = None,
     ) -> AsyncIterator[R]:
         """`handler` over `items` with the configured concurrency, results as they complete."""
-        async for result in self.runner.map(handler, items, ordered=False, total=total):
+        async for result in self.runner.map(handler, items, ordered=False, total=total, drain=self.drain):
             yield result
 
     def metadata(self, statuses: Mapping[str, int] | Counter[str]) -> dict[str, Any]:
@@ -98,8 +127,19 @@ async def open_session(
 ) -> AsyncIterator[StepSession]:
     """The call stack for one step, opened on the running loop and closed after it (see module doc)."""
     totals = StepTotals(step=step, log=log, settings=settings, backend=backend, model=model or settings.model)
-    async with open_client(settings, on_record=totals.on_record, on_event=totals.on_event) as client:
-        runner = Runner(
-            settings.max_concurrency, on_progress=totals.on_progress, progress_every_s=PROGRESS_EVERY_S
-        )
-        yield StepSession(client=client, runner=runner, totals=totals)
+    drain = Drain(settings.drain_s)
+    try:
+        with watch_signals(drain, log):
+            async with open_client(
+                settings, on_record=totals.on_record, on_event=totals.on_event, drain=drain
+            ) as client:
+                runner = Runner(
+                    settings.max_concurrency,
+                    on_progress=totals.on_progress,
+                    progress_every_s=PROGRESS_EVERY_S,
+                )
+                yield StepSession(client=client, runner=runner, totals=totals, drain=drain)
+    except Interrupted as exc:
+        raise interrupted(exc, step) from exc
+    if drain.requested:  # a signal during the step's last call: it finished, the run still stops
+        raise interrupted(Interrupted(drain.reason), step)

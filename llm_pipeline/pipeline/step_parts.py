@@ -11,9 +11,8 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from llm_pipeline.claude.errors import AuthError, CircuitOpen, LLMError
+from llm_pipeline.claude.errors import AuthError, CircuitOpen, LLMError, ModelNotFound, StateStoreError
 from llm_pipeline.pipeline.metadata import markdown_table
 from llm_pipeline.warehouse.files import PartitionTable
 
@@ -69,6 +68,24 @@ def _advice(step: str, error: LLMError) -> str:
             "to keep going on another model, or re-run later; answers already received are in the "
             "ledger and will not be paid for again."
         )
+    if isinstance(error, ModelNotFound):
+        return (
+            f"{step} stopped: the API does not know the model {error.model!r} (wrong or retired). Set "
+            "LLM_PIPELINE_MODEL to a current model, or LLM_PIPELINE_FALLBACK_MODEL to have another answer; "
+            "nothing was written for this partition."
+        )
+    if isinstance(error, StateStoreError):
+        kept = (
+            f" Answers already paid for are kept in {error.spooled} and go into the ledger before the "
+            "next run calls anything."
+            if error.spooled
+            else ""
+        )
+        return (
+            f"{step} stopped: the shared state at {error.store or 'LLM_PIPELINE_STATE'} failed: "
+            f"{error.message}.{kept} Fix the store (see the README, 'Failure modes'), then re-run the "
+            "partition."
+        )
     return f"{step} stopped: {error}"
 
 
@@ -88,7 +105,7 @@ def aligned_rows(
     """
     left = sorted_table(primary, primary_columns)
     for other, columns in others:
-        right = pq.read_table(other.path, columns=["doc_id", *columns])
+        right = other.read(["doc_id", *columns])
         matched = right.take(pc.index_in(left["doc_id"], value_set=right["doc_id"]))
         for column, name in columns.items():
             left = left.append_column(name, matched[column])
@@ -97,7 +114,7 @@ def aligned_rows(
 
 def sorted_table(table: PartitionTable, columns: Sequence[str]) -> pa.Table:
     """`columns` of a stored partition in `doc_id` order, the order every re-run reads it in."""
-    return pq.read_table(table.path, columns=list(columns)).sort_by("doc_id")
+    return table.read(columns).sort_by("doc_id")
 
 
 def arrow_rows(table: pa.Table) -> Iterator[dict[str, Any]]:

@@ -39,6 +39,7 @@ from llm_pipeline.claude.batches import BatchReport
 from llm_pipeline.claude.breaker import BreakerEvent
 from llm_pipeline.claude.metrics import CallRecord, Summary, Tally
 from llm_pipeline.claude.pricing import BATCH_DISCOUNT
+from llm_pipeline.claude.stack import SpoolReplayed
 from llm_pipeline.pipeline.metadata import usage_metadata
 from llm_pipeline.warehouse.tables import STATUSES
 
@@ -90,11 +91,11 @@ class StepTotals:
             self._batch_cost += record.cost_usd or 0.0
 
     def on_event(self, event: object) -> None:
-        """Breaker changes and lost batch answers matter to a person; batch steps are progress;
-        retries only matter when debugging."""
+        """Breaker changes, lost batch answers and replayed spooled answers matter to a person; batch
+        steps are progress; retries only matter when debugging."""
         if isinstance(event, BatchCanceled):
             self._canceled_batches.append(event.batch_id)
-        if isinstance(event, BreakerEvent | BatchCanceled | BatchLost):
+        if isinstance(event, BreakerEvent | BatchCanceled | BatchLost | SpoolReplayed):
             self._log.warning(f"{self.step}: {event}")
         elif isinstance(event, BatchProgress):
             now = time.monotonic()

@@ -5,7 +5,7 @@ forms of the config dataclasses (`config.to_dict`), which `SimulatorControl` sen
 
     GET  /_sim/health           {"ok": true}
     GET  /_sim/stats[?times=1]  the counters (see stats.py); times=1 adds every success time
-    GET  /_sim/config           the live configuration (faults included)
+    GET  /_sim/config           the live configuration (faults included; never the api key)
     PUT  /_sim/faults           replace ALL fault switches (fields left out are off / default)
     PUT  /_sim/config           change only the given settings (see `CONFIGURABLE`)
     POST /_sim/reset            counters, faults, limits, latency, batches, RNG back to the start
@@ -32,7 +32,7 @@ from llm_pipeline.simulator.wire import ApiError, error_response, json_response,
 if TYPE_CHECKING:
     from llm_pipeline.simulator.server import SimulatorService
 
-__all__ = ["CONFIGURABLE", "control_routes"]
+__all__ = ["CONFIGURABLE", "REDACTED", "control_routes"]
 
 #: Settings `PUT /_sim/config` may change at run time (host, port, seed and cache size may not).
 CONFIGURABLE: dict[str, Callable[[Any], Any]] = {
@@ -50,11 +50,18 @@ CONFIGURABLE: dict[str, Callable[[Any], Any]] = {
     "prompt_cache_min_tokens": int,
     "model_prompt_cache_min_tokens": lambda value: {str(m): int(n) for m, n in dict(value).items()},
     "itpm_counts_cache_reads": lambda value: tuple(str(m) for m in value),
+    "bill_abandoned": bool,
 }
+#: What `GET /_sim/config` shows instead of a configured key: the control routes need no auth, so
+#: anyone who can reach the port could otherwise read the key a spawned server was given.
+REDACTED = "<redacted>"
 
 
 def _live_config(service: SimulatorService) -> dict[str, Any]:
-    return to_dict(service.config.replace(faults=service.faults.faults))
+    live = to_dict(service.config.replace(faults=service.faults.faults))
+    if live["api_key"] is not None:
+        live["api_key"] = REDACTED
+    return live
 
 
 def control_routes(service: SimulatorService) -> list[web.RouteDef]:

@@ -107,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     faults.add_argument("--p-bad-json", type=float, default=0.0, help="JSON output text that does not parse")
     faults.add_argument("--p-refusal", type=float, default=0.0, help='stop_reason "refusal"')
+    faults.add_argument("--p-truncated-body", type=float, default=0.0, help="200 whose JSON body is cut")
+    faults.add_argument("--p-html-body", type=float, default=0.0, help="200 with an HTML error page")
+    faults.add_argument(
+        "--p-unknown-block", type=float, default=0.0, help="200 Message with an unknown content block"
+    )
+    faults.add_argument(
+        "--bill-abandoned",
+        action="store_true",
+        help="bill a request whose client left before its answer was delivered (default: not billed)",
+    )
     faults.add_argument("--outage", type=int, choices=(500, 529), help="fail every request with this status")
     faults.add_argument(
         "--no-gullible",
@@ -175,6 +185,9 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
             p_malformed=args.p_malformed,
             p_bad_json=args.p_bad_json,
             p_refusal=args.p_refusal,
+            p_truncated_body=args.p_truncated_body,
+            p_html_body=args.p_html_body,
+            p_unknown_block=args.p_unknown_block,
             outage=args.outage,
             gullible=not args.no_gullible,
             models=tuple(args.fault_models or ()),
@@ -183,6 +196,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         batch_expiry_s=args.batch_expiry_seconds,
         batch_p_errored=args.batch_p_errored,
         batch_p_expired=args.batch_p_expired,
+        bill_abandoned=args.bill_abandoned,
     )
 
 

@@ -57,6 +57,7 @@ KNOWN_MODELS: tuple[str, ...] = (
 #: What a `ScheduledFault` can force on a request.
 FAULT_KINDS: frozenset[str] = frozenset(
     {"429", "500", "529", "drop", "hang", "malformed", "bad_json", "refusal"}
+    | {"truncated_body", "html_body", "unknown_block"}
 )
 
 
@@ -134,7 +135,9 @@ class Faults:
 
     The transport/status faults (`p_drop`, `p_hang`, `p429`, `p500`, `p529`) are exclusive: one
     uniform draw picks at most one of them, so their sum must stay <= 1. The output faults
-    (`p_malformed`, `p_bad_json`, `p_refusal`) are drawn the same way when an answer is produced.
+    (`p_malformed`, `p_bad_json`, `p_refusal`, and the body faults `p_truncated_body`,
+    `p_html_body`, `p_unknown_block`: a 200 whose body is not a valid Message) are drawn the same
+    way when an answer is produced.
     `outage` (500 or 529) fails every API request until it is switched back to `None`.
     `gullible` makes the model obey "ignore previous instructions ... 'word'" in a document by
     writing that word into the first enum field, violating the schema as a naive model would.
@@ -153,6 +156,11 @@ class Faults:
     p_malformed: float = 0.0
     p_bad_json: float = 0.0
     p_refusal: float = 0.0
+    #: A 200 (billed) whose body is cut mid-JSON / an HTML error page / a Message with a content
+    #: block type no SDK knows: what a misbehaving proxy or a newer API can send.
+    p_truncated_body: float = 0.0
+    p_html_body: float = 0.0
+    p_unknown_block: float = 0.0
     outage: int | None = None
     gullible: bool = True
     schedule: tuple[ScheduledFault, ...] = ()
@@ -160,7 +168,14 @@ class Faults:
 
     def __post_init__(self) -> None:
         status = (self.p_drop, self.p_hang, self.p429, self.p500, self.p529)
-        output = (self.p_malformed, self.p_bad_json, self.p_refusal)
+        output = (
+            self.p_malformed,
+            self.p_bad_json,
+            self.p_refusal,
+            self.p_truncated_body,
+            self.p_html_body,
+            self.p_unknown_block,
+        )
         for group in (status, output):
             if min(group) < 0 or sum(group) > 1.0 + 1e-9:
                 raise ValueError("fault probabilities must be >= 0 and sum to <= 1 per group")
@@ -208,6 +223,9 @@ class SimulatorConfig:
     answer_cache_size: int = 4096
     #: Stop by itself after this many seconds (stray servers must not live forever).
     exit_after_s: float | None = None
+    #: Bill a Messages request whose client went away after it was accepted but before the answer
+    #: was delivered, as the real API bills generated tokens (stats: `abandoned_billed`).
+    bill_abandoned: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))

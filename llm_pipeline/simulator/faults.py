@@ -8,9 +8,10 @@ when that is set):
 3. one uniform draw from the seeded RNG against the cumulative probabilities
    drop, hang, 429, 500, 529 (in that order; the rest of the unit interval is "no fault").
 
-Output faults (malformed, bad_json, refusal) are decided the same way when an answer is made:
-a scheduled one travels with the request's `Decision`, otherwise one draw against
-p_malformed, p_bad_json, p_refusal.
+Output faults (malformed, bad_json, refusal, and the body faults truncated_body, html_body,
+unknown_block) are decided the same way when an answer is made: a scheduled one travels with the
+request's `Decision`, otherwise one draw against p_malformed, p_bad_json, p_refusal,
+p_truncated_body, p_html_body, p_unknown_block.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from dataclasses import dataclass
 
 from llm_pipeline.simulator.config import Faults, ScheduledFault
 
-__all__ = ["OUTPUT_KINDS", "Decision", "FaultInjector"]
+__all__ = ["BODY_KINDS", "OUTPUT_KINDS", "Decision", "FaultInjector"]
 
-OUTPUT_KINDS = frozenset({"malformed", "bad_json", "refusal"})
+#: Faults that replace the whole 200 body (see `bodies.py`), not the answer inside it.
+BODY_KINDS = frozenset({"truncated_body", "html_body", "unknown_block"})
+OUTPUT_KINDS = frozenset({"malformed", "bad_json", "refusal"}) | BODY_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,9 @@ class FaultInjector:
             ("malformed", faults.p_malformed),
             ("bad_json", faults.p_bad_json),
             ("refusal", faults.p_refusal),
+            ("truncated_body", faults.p_truncated_body),
+            ("html_body", faults.p_html_body),
+            ("unknown_block", faults.p_unknown_block),
         )
 
     @staticmethod

@@ -23,8 +23,9 @@ from aiohttp import web
 from llm_pipeline.simulator import answers as answer_faults
 from llm_pipeline.simulator.answers import Answer, AnswerCache, generate
 from llm_pipeline.simulator.batches import BatchStore
+from llm_pipeline.simulator.bodies import bad_body
 from llm_pipeline.simulator.config import SimulatorConfig
-from llm_pipeline.simulator.faults import Decision, FaultInjector
+from llm_pipeline.simulator.faults import BODY_KINDS, Decision, FaultInjector
 from llm_pipeline.simulator.messages import build_message, build_usage, check_context, fingerprint, validate
 from llm_pipeline.simulator.promptcache import PromptCache
 from llm_pipeline.simulator.ratelimit import Booking, RateLimited, RateLimiter
@@ -193,12 +194,15 @@ class SimulatorService:
         answer = self._answers.get((fp, gullible), lambda: generate(params, gullible=gullible))
         return _Prepared(params, pieces, input_tokens, answer, fp)
 
-    def _with_output_fault(self, answer: Answer, decision: Decision) -> Answer:
+    def _with_output_fault(self, answer: Answer, decision: Decision) -> tuple[Answer, str | None]:
+        """The answer with its output fault applied, and the body fault to send it with, if any."""
         fault = self.faults.output_fault(decision)
         if fault is None:
-            return answer
+            return answer, None
         self.stats.faults[fault] += 1
-        return _OUTPUT_FAULTS[fault](answer)
+        if fault in BODY_KINDS:
+            return answer, fault
+        return _OUTPUT_FAULTS[fault](answer), None
 
     async def create_message(
         self, request: web.Request, body: bytes, request_id: str, decision: Decision
@@ -220,7 +224,7 @@ class SimulatorService:
                 stats.limiter_429 += 1
                 raise ApiError(429, limited.message, headers=limited.headers) from None
         cache.begin(lookup)
-        answer = self._with_output_fault(answer, decision)
+        answer, body_fault = self._with_output_fault(answer, decision)
         usage = build_usage(input_tokens, answer.output_tokens, lookup.usage, tier="standard")
         message = build_message(answer, model, usage)
         latency = self.config.latency
@@ -234,7 +238,14 @@ class SimulatorService:
             else:
                 if latency.per_output_token_s:
                     await asyncio.sleep(latency.per_output_token_s * answer.output_tokens)
-                response = json_response(message, request_id, headers=headers)
+                if body_fault is not None:
+                    response = bad_body(body_fault, message, request_id, headers)
+                else:
+                    response = json_response(message, request_id, headers=headers)
+        except (asyncio.CancelledError, ConnectionError):
+            # The client went away with the answer under way: the real API bills what it generated.
+            stats.abandon(prepared.fingerprint, usage, billed=self.config.bill_abandoned)
+            raise
         finally:
             if booking is not None:
                 limiter.settle(booking, answer.output_tokens)
@@ -255,7 +266,7 @@ class SimulatorService:
 
     def _batch_answer(self, params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         prepared = self._prepare(params, gullible=self.faults.faults.gullible)
-        answer = self._with_output_fault(prepared.answer, Decision())
+        answer, _ = self._with_output_fault(prepared.answer, Decision())  # no body: a batch result is JSONL
         lookup = self.prompt_cache.lookup(params["model"], prepared.pieces, params.get("cache_control"))
         self.prompt_cache.begin(lookup)
         self.prompt_cache.publish(lookup)  # batch items are answered one after another

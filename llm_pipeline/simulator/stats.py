@@ -4,6 +4,10 @@ The client's own metrics can lie (a lost response looks like a failure but was b
 counters cannot. The per-request success counter, keyed by `fingerprint(params)`, is what proves
 "never pay twice": `duplicate_successes` must stay 0 for a pipeline with a working ledger.
 
+A Messages request whose client went away after it was accepted, with its answer under way, is
+`abandoned`; with `bill_abandoned` on it is also billed (`abandoned_billed`, and it counts in
+`per_request` like a success), so a test can see a client pay again for what it walked away from.
+
 `attempts`, `successes`, `status_counts`, in-flight and the success times cover billable
 Messages calls (`POST /v1/messages`); `endpoints` counts statuses of every route; batch answers
 count in `per_request` and the `batch_*` figures, not in the Messages figures.
@@ -44,6 +48,8 @@ class Stats:
         self.endpoints: dict[str, Counter[int]] = {}
         self.faults: Counter[str] = Counter()
         self.limiter_429 = 0
+        self.abandoned = 0
+        self.abandoned_billed = 0
         self.in_flight = 0
         self.max_in_flight = 0
         self.tokens: Counter[str] = Counter()
@@ -78,6 +84,14 @@ class Stats:
         self.per_second[int(elapsed)] += 1
         self._bill(usage, "")
 
+    def abandon(self, fingerprint: str, usage: dict[str, Any], *, billed: bool) -> None:
+        """The client left before its answer was delivered; `billed` charges it all the same."""
+        self.abandoned += 1
+        if billed:
+            self.abandoned_billed += 1
+            self.per_request[fingerprint] += 1
+            self._bill(usage, "")
+
     def batch_result(self, kind: str, fingerprint: str | None, usage: dict[str, Any] | None) -> None:
         self.batch[f"requests_{kind}"] += 1
         if fingerprint is not None and usage is not None:
@@ -110,6 +124,8 @@ class Stats:
             "status_counts": {str(k): v for k, v in sorted(self.status_counts.items())},
             "endpoints": {e: {str(k): v for k, v in sorted(c.items())} for e, c in self.endpoints.items()},
             "limiter_429": self.limiter_429,
+            "abandoned": self.abandoned,
+            "abandoned_billed": self.abandoned_billed,
             "injected_429": self.faults["429"],
             "injected": dict(self.faults),
             "dropped": self.faults["drop"],

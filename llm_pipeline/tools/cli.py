@@ -36,6 +36,25 @@ def _ledger_prune(args: argparse.Namespace) -> int:
     return prune(args.older_than, args.state)
 
 
+def _ledger_delete(args: argparse.Namespace) -> int:
+    from llm_pipeline.claude.ledger import LedgerSelection
+    from llm_pipeline.tools.ledger_cli import delete
+
+    selection = LedgerSelection(
+        fingerprints=tuple(args.fingerprint),
+        keys=tuple(args.key),
+        models=tuple(args.model),
+        steps=tuple(args.step),
+    )
+    return delete(selection, args.state)
+
+
+def _ledger_accept_reset(args: argparse.Namespace) -> int:
+    from llm_pipeline.tools.ledger_cli import accept_reset
+
+    return accept_reset(args.state, args.spool_dir)
+
+
 def _age(text: str) -> timedelta:
     from llm_pipeline.tools.ledger_cli import parse_age
 
@@ -61,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--data-dir",
         default=None,
-        help="root of raw/ and warehouse/ (default: $LLM_PIPELINE_DATA_DIR or data)",
+        help="root of raw/ and warehouse/, a path or a URL such as s3://bucket/prefix "
+        "(default: $LLM_PIPELINE_DATA_DIR or data)",
     )
     demo.add_argument("--partition", action="append", help="only this day (YYYY-MM-DD); repeatable")
     demo.set_defaults(handler=_demo)
@@ -78,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ledger = commands.add_parser(
         "ledger",
-        help="inspect or prune the durable request → answer ledger",
+        help="inspect, prune or delete from the durable request → answer ledger",
         description="The ledger stores every paid answer so re-runs and backfills never pay twice. "
         "Its location is --state, else $LLM_PIPELINE_STATE, else $DAGSTER_HOME, else .llm_state.",
     )
@@ -88,7 +108,27 @@ def build_parser() -> argparse.ArgumentParser:
     ledger_prune = ledger_commands.add_parser("prune", help="delete answers older than an age")
     ledger_prune.add_argument("--older-than", required=True, type=_age, help="age: 30d, 12h, 90m, 3600s, 2w")
     ledger_prune.set_defaults(handler=_ledger_prune)
-    for sub in (ledger_stats, ledger_prune):
+    ledger_delete = ledger_commands.add_parser(
+        "delete",
+        help="delete the answers of a step, model, document key or fingerprint (any that match)",
+        description="The next run asks for the deleted answers again (and pays for them). Each option "
+        "is repeatable; an answer matching any of them goes.",
+    )
+    for option, what in (
+        ("--step", "a pipeline step, e.g. classifications"),
+        ("--model", "a model id"),
+        ("--key", "a document id"),
+        ("--fingerprint", "a request fingerprint (with or without its endpoint: prefix)"),
+    ):
+        ledger_delete.add_argument(option, action="append", default=[], help=what)
+    ledger_delete.set_defaults(handler=_ledger_delete)
+    ledger_reset = ledger_commands.add_parser(
+        "accept-reset",
+        help="accept that the Redis state lost its data, so runs go on (and pay for the lost answers)",
+    )
+    ledger_reset.add_argument("--spool-dir", default=None, help="default: $LLM_PIPELINE_SPOOL_DIR, ...")
+    ledger_reset.set_defaults(handler=_ledger_accept_reset)
+    for sub in (ledger_stats, ledger_prune, ledger_delete, ledger_reset):
         sub.add_argument("--state", default=None, help="a state directory or redis:// URL")
     return parser
 

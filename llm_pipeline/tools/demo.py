@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import dagster as dg
 
-from llm_pipeline.settings import DATA_DIR_ENV, resolve_data_dir
+from llm_pipeline.settings import DATA_DIR_ENV, resolve_data_dir, setting
 from llm_pipeline.warehouse.files import partition_path
 from llm_pipeline.warehouse.tables import SCHEMAS
 
@@ -46,7 +46,8 @@ def run(
     from llm_pipeline.definitions import defs  # after the environment is settled
 
     job = defs.resolve_job_def("daily_pipeline")
-    backend = "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "simulator (no ANTHROPIC_API_KEY set)"
+    keyed = setting(None, "ANTHROPIC_API_KEY", str, "")
+    backend = "anthropic" if keyed else "simulator (no ANTHROPIC_API_KEY set)"
     print(f"llm_pipeline demo: {len(days)} day(s) from {root / 'raw'}, backend {backend}", file=out)
     print(f"Dagster instance: {os.environ['DAGSTER_HOME']}\n", file=out)
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from llm_pipeline.settings import setting
 from llm_pipeline.tools.process_group import ProcessGroup
 
 __all__ = ["REPO_ROOT", "SHUTDOWN_GRACE_S", "dagster_home", "dev_command", "run"]
@@ -33,7 +34,7 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 def dagster_home() -> Path:
     """`$DAGSTER_HOME`, else the repository's `.dagster_home`; created if missing (Dagster refuses
     a DAGSTER_HOME that does not exist)."""
-    home = Path(os.environ.get("DAGSTER_HOME") or REPO_ROOT / ".dagster_home").resolve()
+    home = Path(setting(None, "DAGSTER_HOME", str, str(REPO_ROOT / ".dagster_home"))).resolve()
     home.mkdir(parents=True, exist_ok=True)
     return home
 

@@ -5,6 +5,12 @@ exactly one row: `ok` (sent on to the model, possibly with `flags`) or `rejected
 naming the line and the reason, and `reason` a stable code for the histogram).
 
 - invalid UTF-8 is decoded with U+FFFD replacement and flagged `invalid_utf8`; the document goes on.
+- a string that is valid JSON but not encodable Unicode (a lone surrogate such as `"a\ud800b"`, in
+  the text, the id, a metadata key or value) has each lone surrogate replaced by U+FFFD and is
+  flagged `invalid_unicode`; the original id, if it changed, is kept escaped in `source_id`. Left
+  as is, it passed validation and then failed the whole partition when the table was written.
+- metadata values are capped at `MAX_METADATA_VALUE_CHARS` characters (of their JSON) and the
+  metadata at `MAX_METADATA_CHARS`; what is cut is flagged `metadata_truncated`.
 - text longer than `max_chars` is cut to `max_chars` and flagged `truncated`; `char_count` keeps the
   original length, so the cut is visible in the table, never silent.
 - keys other than `id` and `text` are kept as a JSON object string in `metadata`.
@@ -16,15 +22,27 @@ naming the line and the reason, and `reason` a stable code for the histogram).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_MAX_CHARS", "ParsedDocument", "parse_lines", "read_documents"]
+from llm_pipeline.warehouse.store import Location, open_binary
+
+__all__ = [
+    "DEFAULT_MAX_CHARS",
+    "MAX_METADATA_CHARS",
+    "MAX_METADATA_VALUE_CHARS",
+    "ParsedDocument",
+    "parse_lines",
+    "read_documents",
+]
 
 DEFAULT_MAX_CHARS = 20_000
+MAX_METADATA_VALUE_CHARS = 1_000
+MAX_METADATA_CHARS = 10_000
 _BOM = "\ufeff"
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +75,9 @@ class ParsedDocument:
         }
 
 
-def read_documents(path: Path, *, max_chars: int = DEFAULT_MAX_CHARS) -> Iterator[ParsedDocument]:
-    """Stream the validated documents of one JSONL file (opened in binary, read line by line)."""
-    with path.open("rb") as lines:
+def read_documents(path: Location, *, max_chars: int = DEFAULT_MAX_CHARS) -> Iterator[ParsedDocument]:
+    """Stream the validated documents of one JSONL file, local or on a store (bytes, line by line)."""
+    with open_binary(path) as lines:
         yield from parse_lines(lines, max_chars=max_chars)
 
 
@@ -107,9 +125,15 @@ def _parse_line(line_no: int, raw: bytes, claimed: dict[str, int], max_chars: in
         return reject("not_json", f"JSON the parser refuses ({type(exc).__name__}: {str(exc)[:80]})")
     if not isinstance(obj, dict):
         return reject("not_object", f"expected a JSON object, got {_json_type(obj)}")
+    original_id = obj.get("id")
+    obj, repaired = _repaired(obj)
+    if repaired:
+        flags.append("invalid_unicode")
 
     extras = {k: v for k, v in obj.items() if k not in ("id", "text")}
-    metadata = json.dumps(extras, ensure_ascii=False, sort_keys=True)
+    metadata, capped = _capped_metadata(extras)
+    if capped:
+        flags.append("metadata_truncated")
     raw_text = obj.get("text")
     text = raw_text[:max_chars] if isinstance(raw_text, str) else None
     known: dict[str, Any] = {
@@ -127,7 +151,7 @@ def _parse_line(line_no: int, raw: bytes, claimed: dict[str, int], max_chars: in
         return reject(
             "invalid_id", f"'id' must be a string, got {_json_type(raw_id)}", source_id=_dump(raw_id), **known
         )
-    known["source_id"] = raw_id
+    known["source_id"] = raw_id if raw_id == original_id else json.dumps(original_id)
     if not raw_id.strip():
         return reject("invalid_id", "'id' is empty", **known)
     if raw_id in claimed:
@@ -144,6 +168,42 @@ def _parse_line(line_no: int, raw: bytes, claimed: dict[str, int], max_chars: in
         return reject("empty_text", "'text' is empty or whitespace only", doc_id=raw_id, **known)
 
     return ParsedDocument(doc_id=raw_id, line_no=line_no, status="ok", flags=tuple(flags), **known)
+
+
+def _repaired(value: Any) -> tuple[Any, bool]:
+    """`value` with every lone surrogate (unencodable in UTF-8) replaced by U+FFFD; and whether any was."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value, False
+        fixed = _SURROGATES.sub("\ufffd", value)
+        return fixed, fixed != value
+    if isinstance(value, dict):
+        pairs = [(_repaired(k), _repaired(v)) for k, v in value.items()]
+        return {k: v for (k, _), (v, _) in pairs}, any(a or b for (_, a), (_, b) in pairs)
+    if isinstance(value, list):
+        items = [_repaired(v) for v in value]
+        return [v for v, _ in items], any(changed for _, changed in items)
+    return value, False
+
+
+def _capped_metadata(extras: dict[str, Any]) -> tuple[str, bool]:
+    """The metadata JSON, each value within its cap and the whole within its own; whether cut."""
+    capped = False
+    kept: dict[str, Any] = {}
+    size = 2
+    for key in sorted(extras):
+        value = extras[key]
+        encoded = json.dumps(value, ensure_ascii=False)
+        if len(encoded) > MAX_METADATA_VALUE_CHARS:
+            capped = True
+            text = value if isinstance(value, str) else encoded
+            value = text[: MAX_METADATA_VALUE_CHARS - 1] + "…"
+            encoded = json.dumps(value, ensure_ascii=False)
+        size += len(json.dumps(key, ensure_ascii=False)) + len(encoded) + 4
+        if size > MAX_METADATA_CHARS:
+            return json.dumps(kept, ensure_ascii=False, sort_keys=True), True
+        kept[key] = value
+    return json.dumps(kept, ensure_ascii=False, sort_keys=True), capped
 
 
 def _synthetic_id(line_no: int, claimed: dict[str, int]) -> str:

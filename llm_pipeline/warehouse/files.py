@@ -2,20 +2,24 @@
 
 A partition of an LLM table can hold 100,000 rows, so neither side holds it in memory:
 
-- `TableWriter` appends row dicts to a hidden temp file next to the final path, flushing a Parquet
-  row group every `row_group_size` rows; `close()` returns a `StagedTable`, and the IO manager
-  commits it with `os.replace`. Leaving the `with` block by an exception deletes the temp file.
+- `TableWriter` appends row dicts to a hidden local temp file, flushing a Parquet row group every
+  `row_group_size` rows; `close()` returns a `StagedTable`, and the IO manager commits it. Leaving
+  the `with` block by an exception deletes the temp file.
 - `PartitionTable` is a lazy handle on a committed file: `num_rows` from the footer, rows in batches.
 
-Commits are atomic (fsync, then rename in the same directory), so the final path holds either the
-previous complete partition or the new complete one: a re-run or an overlapping backfill replaces a
-partition wholesale, and a crash never leaves a file that looks finished. Temp files of a killed run
-stay behind as `.<name>.<random>.tmp`; they never match `*.parquet`.
+The final path is local or on an object store (`store.py`); the temp file is always local: next to
+the final file on a local disk, in the temp directory (`$TMPDIR`) for a store. A commit is atomic
+either way: locally fsync, then rename in the same directory; on a store, one upload of the complete
+file, which the store makes visible in one step. So the final path holds either the previous
+complete partition or the new complete one: a re-run or an overlapping backfill replaces a partition
+wholesale, and a crash never leaves a file that looks finished. Temp files of a killed run stay
+behind as `.<name>.<random>.tmp`; they never match `*.parquet`.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -27,6 +31,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from llm_pipeline.warehouse.store import Location, arrow_source, is_local, upload
 
 __all__ = [
     "PartitionTable",
@@ -40,17 +46,31 @@ __all__ = [
 DEFAULT_ROW_GROUP_SIZE = 1000
 
 
-def partition_path(data_dir: Path, asset_path: Sequence[str], partition_key: str) -> Path:
+def partition_path(data_dir: Location, asset_path: Sequence[str], partition_key: str) -> Location:
     """`<data_dir>/warehouse/<asset>/<partition>.parquet`: asset key and partition, nothing else."""
     return data_dir.joinpath("warehouse", *asset_path, f"{partition_key}.parquet")
 
 
-def _temp_path(final_path: Path) -> Path:
-    return final_path.with_name(f".{final_path.name}.{uuid.uuid4().hex}.tmp")
+def _temp_path(final_path: Location) -> Path:
+    """A local staging file: beside a local final path (so a rename commits it), else in $TMPDIR."""
+    name = f".{final_path.name}.{uuid.uuid4().hex}.tmp"
+    if is_local(final_path):
+        return final_path.with_name(name)
+    return Path(tempfile.gettempdir()) / name
 
 
-def _commit(temp_path: Path, final_path: Path) -> None:
-    """Make `temp_path` durable, then atomically put it at `final_path`."""
+def _make_parent(final_path: Location) -> None:
+    """A local final path needs its folder (the staging file goes there); a store has no folders."""
+    if is_local(final_path):
+        final_path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _commit(temp_path: Path, final_path: Location) -> None:
+    """Put the complete file `temp_path` at `final_path` in one step: a durable rename or an upload."""
+    if not is_local(final_path):
+        upload(temp_path, final_path)
+        temp_path.unlink()
+        return
     with temp_path.open("rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(temp_path, final_path)
@@ -62,10 +82,10 @@ def _commit(temp_path: Path, final_path: Path) -> None:
 
 
 def write_atomically(
-    table: pa.Table, final_path: Path, *, row_group_size: int = DEFAULT_ROW_GROUP_SIZE
+    table: pa.Table, final_path: Location, *, row_group_size: int = DEFAULT_ROW_GROUP_SIZE
 ) -> None:
     """Write a whole (small) table to `final_path`, replacing any previous file atomically."""
-    final_path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(final_path)
     temp = _temp_path(final_path)
     try:
         pq.write_table(table, temp, row_group_size=row_group_size)
@@ -84,11 +104,11 @@ class StagedTable:
     """A fully written, not yet committed partition file: what an asset returns to the IO manager."""
 
     path: Path
-    final_path: Path
+    final_path: Location
     num_rows: int
     status_counts: Mapping[str, int] = field(default_factory=dict)
 
-    def commit(self) -> Path:
+    def commit(self) -> Location:
         """Atomically replace `final_path` with the staged file."""
         _commit(self.path, self.final_path)
         return self.final_path
@@ -101,7 +121,7 @@ class TableWriter:
     """Append rows to a staged Parquet file with bounded memory; see the module docstring."""
 
     def __init__(
-        self, schema: pa.Schema, final_path: Path, *, row_group_size: int = DEFAULT_ROW_GROUP_SIZE
+        self, schema: pa.Schema, final_path: Location, *, row_group_size: int = DEFAULT_ROW_GROUP_SIZE
     ) -> None:
         self.schema = schema
         self.final_path = final_path
@@ -139,7 +159,7 @@ class TableWriter:
 
     def _flush(self) -> None:
         if self._writer is None:
-            self.final_path.parent.mkdir(parents=True, exist_ok=True)
+            _make_parent(self.final_path)
             self._writer = pq.ParquetWriter(self.temp_path, self.schema)
         if self._buffer:
             self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
@@ -176,19 +196,24 @@ class TableWriter:
 class PartitionTable:
     """A lazy handle on one committed partition: stream it instead of loading it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Location) -> None:
         self.path = path
+
+    def _open(self) -> pq.ParquetFile:
+        source, filesystem = arrow_source(self.path)
+        return pq.ParquetFile(source, filesystem=filesystem)
 
     @property
     def num_rows(self) -> int:
         """Row count from the Parquet footer; reads no data."""
-        return pq.ParquetFile(self.path).metadata.num_rows
+        with self._open() as parquet:
+            return parquet.metadata.num_rows
 
     def iter_batches(
         self, batch_size: int = DEFAULT_ROW_GROUP_SIZE, columns: Sequence[str] | None = None
     ) -> Iterator[list[dict[str, Any]]]:
         """Rows in file order, as lists of at most `batch_size` row dicts."""
-        with pq.ParquetFile(self.path) as parquet:
+        with self._open() as parquet:
             for batch in parquet.iter_batches(
                 batch_size=batch_size, columns=list(columns) if columns else None
             ):
@@ -196,13 +221,18 @@ class PartitionTable:
 
     def iter_column(self, column: str, batch_size: int = 10_000) -> Iterator[Any]:
         """One column's values in file order (e.g. `doc_id` for the accounting check)."""
-        with pq.ParquetFile(self.path) as parquet:
+        with self._open() as parquet:
             for batch in parquet.iter_batches(batch_size=batch_size, columns=[column]):
                 yield from batch.column(0).to_pylist()
 
+    def read(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """The whole partition (or some columns) as one Arrow table: compact, but all in memory."""
+        source, filesystem = arrow_source(self.path)
+        return pq.read_table(source, columns=list(columns) if columns else None, filesystem=filesystem)
+
     def to_pandas(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The whole partition (or some columns) in memory, for small tables and tests."""
-        return pq.read_table(self.path, columns=list(columns) if columns else None).to_pandas()
+        return self.read(columns).to_pandas()
 
     def __repr__(self) -> str:
         return f"PartitionTable({str(self.path)!r})"

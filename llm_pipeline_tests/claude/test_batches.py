@@ -213,7 +213,7 @@ async def test_an_invalid_request_is_not_retried_in_a_batch_and_errors_as_in_rea
     report, records = await prefetch_and_call(config, [request(1), invalid])
     assert (report.results["errored"], report.left_for_realtime) == (1, 1)
     assert simulator.control.stats()["batch"]["created"] == 1
-    assert [(r.outcome, r.error_type) for r in records] == [("ok", None), ("error", "BadRequest")]
+    assert [(r.outcome, r.error_type) for r in records] == [("ok", None), ("error", "ModelNotFound")]
 
 
 async def test_a_canceled_batch_is_reported_and_its_requests_go_the_real_time_way(

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from llm_pipeline.claude.breaker import Breaker, BreakerEvent, Pass
+from llm_pipeline.claude.breaker import PROBE_LEASE_S, PROBE_POLL_S, Breaker, BreakerEvent, Pass
 from llm_pipeline.claude.errors import (
     AuthError,
     BadRequest,
@@ -31,6 +31,7 @@ def make_breaker(clock: FakeClock, events: list | None = None, **overrides: floa
         "claude-m",
         MemoryBackend(clock.now).breaker,
         on_event=None if events is None else events.append,
+        clock=clock,
         **settings,
     )
 
@@ -215,3 +216,79 @@ def test_breaker_event_is_frozen_and_repr_is_readable() -> None:
     with pytest.raises(AttributeError):
         event.name = "x"  # type: ignore[misc]
     assert "threshold=3/10.0s" in repr(make_breaker(FakeClock(T0)))
+
+
+async def test_waiting_callers_follow_the_probe_instead_of_failing() -> None:
+    """Regression (issue 14): in half-open every caller but the prober got CircuitOpen (systemic),
+    the run cancelled everything, the probe with it, and the breaker never closed. Callers with
+    nowhere else to go now wait for the probe's verdict; one probe closes the breaker for all."""
+    clock, events = FakeClock(T0), []
+    breaker = make_breaker(clock, events)
+    await trip(breaker)
+    await clock.advance(5.0)
+    probe = await breaker.admit(wait=True)
+    assert probe.probe
+    waiters = [asyncio.create_task(breaker.admit(wait=True)) for _ in range(20)]
+    await clock.advance(3 * PROBE_POLL_S)
+    assert not any(w.done() for w in waiters), "they wait while the probe is in flight"
+    await breaker.record(probe, None)
+    await clock.advance(PROBE_POLL_S)
+    passes = await asyncio.gather(*waiters)
+    assert passes == [Pass(probe=False, dirty=False)] * 20
+    assert [e.transition for e in events] == ["opened", "closed"]
+
+
+async def test_waiting_callers_fail_fast_when_the_probe_fails() -> None:
+    clock = FakeClock(T0)
+    breaker = make_breaker(clock)
+    await trip(breaker)
+    await clock.advance(5.0)
+    probe = await breaker.admit(wait=True)
+    waiters = [asyncio.create_task(breaker.check(wait=True)) for _ in range(5)]
+    await clock.advance(PROBE_POLL_S)
+    await breaker.record(probe, ServerError("500 api_error: still down", status_code=500))
+    await clock.advance(PROBE_POLL_S)
+    outcomes = await asyncio.gather(*waiters, return_exceptions=True)
+    assert all(isinstance(o, CircuitOpen) and "still down" in str(o) for o in outcomes)
+    with pytest.raises(CircuitOpen, match="is open"):
+        await breaker.check(wait=True)  # open (not half-open): waiting is not for an open breaker
+
+
+async def test_a_cancelled_probe_hands_its_slot_to_a_waiting_caller_at_once() -> None:
+    clock = FakeClock(T0)
+    breaker = make_breaker(clock)
+    await trip(breaker)
+    await clock.advance(5.0)
+    probe = await breaker.admit(wait=True)
+    waiter = asyncio.create_task(breaker.admit(wait=True))
+    await clock.advance(PROBE_POLL_S)
+    await breaker.release(probe)  # the prober was cancelled
+    await clock.advance(PROBE_POLL_S)
+    assert (await waiter).probe, "the waiter became the prober after one poll"
+
+
+async def test_a_dead_probers_slot_lapses_within_one_lease_while_a_live_one_is_renewed() -> None:
+    clock = FakeClock(T0)
+    breaker = make_breaker(clock, probe_ttl_s=PROBE_LEASE_S)
+    await trip(breaker)
+    await clock.advance(5.0)
+    live = await breaker.admit(wait=True)
+    keeper = breaker.keep_probe(live)
+    assert keeper is not None
+    waiter = asyncio.create_task(breaker.admit(wait=True))
+    await clock.advance(3 * PROBE_LEASE_S)
+    assert not waiter.done(), "a renewed probe keeps its slot however long its call takes"
+    keeper.cancel()  # its process dies: nobody renews
+    await clock.advance(PROBE_LEASE_S + PROBE_POLL_S)
+    assert (await waiter).probe, "the dead prober's slot lapsed within one lease"
+
+
+async def test_a_caller_with_a_fallback_does_not_wait() -> None:
+    clock = FakeClock(T0)
+    breaker = make_breaker(clock)
+    await trip(breaker)
+    await clock.advance(5.0)
+    await breaker.admit(wait=True)
+    with pytest.raises(CircuitOpen, match="a probe is in flight"):
+        await breaker.admit(wait=False)
+    assert breaker.keep_probe(Pass(probe=False)) is None, "only a probe renews anything"

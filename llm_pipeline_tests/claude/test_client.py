@@ -308,7 +308,7 @@ async def test_an_attempt_the_server_turned_away_gives_its_whole_booking_back(
     config = settings(simulator.base_url, rpm=60.0, burst_seconds=10.0, state=str(tmp_path))
     async with open_client(config) as client:
         assert (await client.call(request(1))).ok
-    other = open_state(str(tmp_path), time.time)  # another process's view of the shared state
+    other = open_state(str(tmp_path), time.monotonic)  # another process's view (the shared time base)
     try:
         seen = await other.limiter.peek(f"{config.endpoint}/{MODEL}")
     finally:

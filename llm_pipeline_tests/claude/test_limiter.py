@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
+import time
 
 import pytest
 
+from llm_pipeline.claude.clock import SystemClock
 from llm_pipeline.claude.errors import BadRequest, RateLimited
 from llm_pipeline.claude.limiter import Limiter, Reservation, default_safety_margin, estimate_input_tokens
+from llm_pipeline.claude.state import open_state
 from llm_pipeline.claude.state.memory import MemoryBackend
 from llm_pipeline_tests.fixtures.fake_clock import FakeClock
 
@@ -438,3 +442,36 @@ async def test_release_gives_back_a_booking_that_was_never_sent() -> None:
     again = asyncio.create_task(limiter.reserve(0, 0))
     await clock.advance(0)
     assert again.done(), "the released request slot is free at once"
+
+
+@pytest.mark.parametrize("step_s", [-3600.0, 3600.0])
+async def test_a_wall_clock_step_neither_stalls_nor_rushes_waiting_callers(step_s: float) -> None:
+    """Regression (issue 14): waits and the shared state read the wall clock, so an NTP step back
+    stalled every caller until the clock caught up. They now run on a clock that never steps."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=60, burst=2.0)
+    tasks, released = await start_all(limiter, clock, [(0, 0)] * 4)
+    assert len(released) == 2
+    clock.step_wall(step_s)
+    await clock.advance(1.0)
+    assert len(released) == 3
+    await clock.advance(1.0)
+    await asyncio.gather(*tasks)
+    assert [t for _, t in released] == [T0, T0, T0 + 1.0, T0 + 2.0]
+
+
+async def test_the_stack_keeps_shared_state_on_the_monotonic_clock(tmp_path) -> None:
+    """The SQLite rows another process reads are in `time.monotonic()` seconds (shared by every
+    process of the machine), not wall-clock seconds that NTP may step."""
+    clock = SystemClock()
+    backend = open_state(str(tmp_path), clock.now)
+    try:
+        limiter = Limiter("m", backend.limiter, rpm=60, itpm=1e9, otpm=1e9, burst_seconds=2.0, clock=clock)
+        await limiter.reserve(0, 0)
+    finally:
+        await backend.aclose()
+    conn = sqlite3.connect(tmp_path / "limits.sqlite")
+    (tat,) = conn.execute("SELECT tat0 FROM limiter WHERE name = 'm'").fetchone()
+    conn.close()
+    assert abs(tat - time.monotonic()) < 60.0, "stored on the monotonic clock"
+    assert abs(clock.wall() - time.time()) < 1.0, "the wall clock is still there for timestamps"

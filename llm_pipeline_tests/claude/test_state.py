@@ -7,13 +7,14 @@ the two implementations in step. Timings are relative seconds with generous tole
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from llm_pipeline.claude.state import StateBackend, open_state
-from llm_pipeline.claude.state.base import BatchItem, LedgerEntry, PendingBatch
+from llm_pipeline.claude.state.base import BatchItem, LedgerEntry, LedgerSelection, PendingBatch
 from llm_pipeline.claude.state.circuit import BreakerPolicy
 
 TOL = 1.0  # one second of burst
@@ -281,3 +282,150 @@ async def test_pending_batches_survive_reopening_the_sqlite_state(tmp_path) -> N
         assert await second.batches.pending("host-a") == [pending_batch("msgbatch_1", 100.0, n=5)]
     finally:
         await second.aclose()
+
+
+async def test_a_renewed_probe_keeps_its_slot_past_the_lease(backend: StateBackend) -> None:
+    """A probe still in flight renews its lease, so nobody else probes; unrenewed, it lapses."""
+    for i in range(3):
+        await backend.breaker.failure("m", POLICY, probe=False, error=f"e{i}")
+    await asyncio.sleep(POLICY.open_s + 0.02)
+    assert (await backend.breaker.admit("m", POLICY, claim=True)).verdict == "probe"
+    for _ in range(3):  # 0.45 s in all, one and a half leases
+        await asyncio.sleep(POLICY.probe_ttl_s / 2)
+        await backend.breaker.renew("m", POLICY.probe_ttl_s)
+        assert (await backend.breaker.admit("m", POLICY, claim=True)).verdict == "reject"
+    await asyncio.sleep(POLICY.probe_ttl_s + 0.05)
+    assert (await backend.breaker.admit("m", POLICY, claim=True)).verdict == "probe", "unrenewed: lapsed"
+
+
+async def test_renewing_a_breaker_that_moved_on_changes_nothing(backend: StateBackend) -> None:
+    await backend.breaker.renew("m", 60.0)
+    assert (await backend.breaker.admit("m", POLICY, claim=True)).verdict == "allow"
+
+
+async def test_a_claim_has_one_holder_until_released_stored_or_lapsed(backend: StateBackend) -> None:
+    lease = 0.3
+    assert await backend.claims.claim("k", "run-a", lease)
+    assert await backend.claims.claim("k", "run-a", lease), "a holder may claim again (renew)"
+    assert not await backend.claims.claim("k", "run-b", lease)
+    await backend.claims.release("k", "run-b")  # not the holder: nothing happens
+    assert not await backend.claims.claim("k", "run-b", lease)
+    await backend.claims.release("k", "run-a")
+    assert await backend.claims.claim("k", "run-b", lease), "released"
+    await backend.ledger.put(entry("k", 100.0))
+    assert not await backend.claims.claim("k", "run-c", lease), "answered: nothing left to claim"
+    assert await backend.claims.claim("k", "run-c", lease, answered_too=True), "the answer ended the claim"
+    await asyncio.sleep(lease + 0.1)
+    assert await backend.claims.claim("k", "run-a", lease, answered_too=True), "lapsed: not renewed"
+
+
+async def test_a_claim_and_the_ledger_check_are_one_atomic_step(backend: StateBackend) -> None:
+    """Regression: a caller's lookup missed, the holder's answer landed, then the caller's claim
+    succeeded (the holder's put had ended its claim) and the request was paid twice."""
+    assert await backend.claims.claim("k", "holder", 5.0)
+    await backend.ledger.put(entry("k", 1.0))  # ends the holder's claim
+    assert not await backend.claims.claim("k", "late-caller", 5.0)
+    assert await backend.claims.claim("other", "late-caller", 5.0)
+
+
+async def test_renewed_claims_outlive_their_lease(backend: StateBackend) -> None:
+    lease = 0.3
+    assert await backend.claims.claim("k1", "run-a", lease)
+    assert await backend.claims.claim("k2", "run-a", lease)
+    for _ in range(3):
+        await asyncio.sleep(lease / 2)
+        await backend.claims.renew(["k1", "k2", "not-mine"], "run-a", lease)
+    assert not await backend.claims.claim("k1", "run-b", lease)
+    assert not await backend.claims.claim("k2", "run-b", lease)
+    assert await backend.claims.claim("not-mine", "run-b", lease), "renew never takes a claim"
+
+
+async def test_only_one_of_many_concurrent_claimers_wins(backend: StateBackend) -> None:
+    won = await asyncio.gather(*(backend.claims.claim("k", f"run-{i}", 5.0) for i in range(20)))
+    assert sum(won) == 1
+
+
+async def test_ledger_entries_keep_their_step_and_are_deleted_by_selection(backend: StateBackend) -> None:
+    rows = [
+        LedgerEntry("h:f1", "doc-1", "claude-a", "{}", 1, 1, 1.0, "extracted_entities"),
+        LedgerEntry("h:f2", "doc-2", "claude-a", "{}", 1, 1, 2.0, "classifications"),
+        LedgerEntry("h:f3", "doc-3", "claude-b", "{}", 1, 1, 3.0, "classifications"),
+        LedgerEntry("h:f4", "doc-4", "claude-a", "{}", 1, 1, 4.0, "corpus_report"),
+        LedgerEntry("h:f5", "doc-5", "claude-a", "{}", 1, 1, 5.0, "corpus_report"),
+    ]
+    for row in rows:
+        await backend.ledger.put(row)
+    assert await backend.ledger.get(["h:f2"]) == rows[1], "the step round-trips"
+    assert await backend.ledger.delete(LedgerSelection()) == 0, "an empty selection deletes nothing"
+    assert await backend.ledger.delete(LedgerSelection(steps=("classifications",))) == 2
+    assert await backend.ledger.delete(LedgerSelection(models=("claude-b",), keys=("doc-1",))) == 1
+    assert await backend.ledger.delete(LedgerSelection(fingerprints=("f4",))) == 1, "bare fingerprint"
+    assert [await backend.ledger.get([r.fingerprint]) for r in rows] == [None, None, None, None, rows[4]]
+    assert await backend.ledger.delete(LedgerSelection(fingerprints=("h:f5",))) == 1, "namespaced"
+    assert (await backend.ledger.stats()).entries == 0
+
+
+async def test_sqlite_rows_of_another_boot_start_afresh_and_answers_stay(tmp_path) -> None:
+    """The monotonic time base restarts at boot: limiter, breaker and claim rows from before a
+    reboot would read as far in the future (stalling everyone), so they are dropped; answers stay."""
+    first = open_state(str(tmp_path), time.monotonic)
+    for _ in range(12):
+        await first.limiter.reserve("m", COST, TOL)
+    assert await first.claims.claim("k", "run-a", 600.0)
+    await first.ledger.put(entry("a", 100.0))
+    await first.aclose()
+    for name in ("limits.sqlite", "ledger.sqlite"):
+        conn = sqlite3.connect(tmp_path / name)
+        conn.execute("UPDATE meta SET value = 'a-previous-boot' WHERE name = 'boot'")
+        conn.commit()
+        conn.close()
+    second = open_state(str(tmp_path), time.monotonic)
+    try:
+        assert (await second.limiter.reserve("m", COST, TOL)).delay == pytest.approx(0.0, abs=SLACK)
+        assert await second.claims.claim("k", "run-b", 600.0), "the old boot's claim is gone"
+        assert await second.ledger.get(["a"]) == entry("a", 100.0)
+    finally:
+        await second.aclose()
+
+
+async def test_sqlite_waits_for_a_locked_file_on_the_loop_not_inside_sqlite(tmp_path) -> None:
+    """Regression (issue 14): SQLite's busy_timeout slept inside the C call and froze the event loop
+    while another process held the lock. The wait must let other tasks run, and end with the lock."""
+    state = open_state(str(tmp_path), time.monotonic, timeout_s=10.0)
+    holder = sqlite3.connect(tmp_path / "limits.sqlite", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def release_later() -> None:
+        await asyncio.sleep(0.3)
+        holder.execute("COMMIT")
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        booking, _ = await asyncio.gather(state.limiter.reserve("m", COST, TOL), release_later())
+        assert booking.booked
+        assert ticks >= 5, "other tasks ran while the booking waited for the lock"
+    finally:
+        ticking.cancel()
+        holder.close()
+        await state.aclose()
+
+
+async def test_sqlite_gives_up_on_a_lock_held_past_the_timeout(tmp_path) -> None:
+    state = open_state(str(tmp_path), time.monotonic, timeout_s=0.3)
+    holder = sqlite3.connect(tmp_path / "ledger.sqlite", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match=r"locked.*still locked after"):
+            await state.ledger.put(entry("a", 1.0))
+        assert await state.ledger.get(["a"]) is None, "reads go on under a writer's lock (WAL)"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        await state.aclose()

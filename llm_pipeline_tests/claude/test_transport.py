@@ -1,5 +1,5 @@
 """Pins transport.read_message: the fast JSON validation gives the very Message the SDK's own parse
-gives, and a body it rejects still parses the SDK's lenient way (nothing the SDK accepts is refused).
+gives, and a 200 whose body it rejects is a retryable malformed response, never a lenient parse.
 
 The SDK runs over httpx2's `MockTransport`: a fake at the SDK's HTTP boundary, not a patch of ours.
 """
@@ -7,11 +7,15 @@ The SDK runs over httpx2's `MockTransport`: a fake at the SDK's HTTP boundary, n
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import anthropic
 import httpx2
+import pytest
 
+from llm_pipeline.claude.errors import ServerError
+from llm_pipeline.claude.sdk_errors import map_sdk_errors
 from llm_pipeline.claude.transport import rate_limit_headers, read_message
 
 PARAMS: dict[str, Any] = {
@@ -70,17 +74,20 @@ async def test_fast_parse_equals_the_sdks_parse_and_returns_the_body() -> None:
     assert json.loads(text) == body
 
 
-async def test_a_body_the_validator_rejects_falls_back_to_the_sdks_lenient_parse() -> None:
+async def test_a_body_the_validator_rejects_is_a_retryable_server_error_not_a_lenient_parse() -> None:
+    """Regression (issue 14): a lenient parse let a block type the SDK does not know into the ledger,
+    where it failed validation on every later read."""
     body = _body([{"type": "hologram", "frames": 3}])  # a block type newer than the pinned SDK
     sdk = _sdk(body)
     try:
-        message, text = await read_message(await sdk.messages.with_raw_response.create(**PARAMS))
+        raw = await sdk.messages.with_raw_response.create(**PARAMS)
+        with pytest.raises(ServerError) as caught, map_sdk_errors(time.time):
+            await read_message(raw)
     finally:
         await sdk.close()
-    assert text is None, "no body to store verbatim: the ledger serialises the message instead"
-    assert message.id == "msg_01"
-    assert message.usage.output_tokens == 7
-    assert message._request_id == "req_42"
+    assert caught.value.status_code == 200
+    assert caught.value.request_id == "req_42"
+    assert "not a valid Message" in caught.value.message
 
 
 def test_rate_limit_headers_are_picked_in_one_pass_with_lower_case_names() -> None:

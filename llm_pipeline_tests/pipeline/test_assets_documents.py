@@ -54,6 +54,10 @@ def test_a_sample_day_becomes_one_row_per_line_with_reasons(data_dir: Path) -> N
     assert all(str(r["error"]).startswith(f"line {r['line_no']}: ") for r in rejected)
     assert sum("truncated" in r["flags"] for r in rows) == 1
     assert sum("invalid_utf8" in r["flags"] for r in rows) == 1
+    assert sum("invalid_unicode" in r["flags"] for r in rows) == 2, "repaired lone surrogates (issue 14)"
+    assert "\ufffd" in next(
+        r["doc_id"] for r in rows if "invalid_unicode" in r["flags"] and r["doc_id"] != r["source_id"]
+    )
     assert all(len(str(r["text"])) <= 20_000 for r in rows if r["text"] is not None)
     assert {"source", "author", "lang", "published_at"} <= set(json.loads(str(rows[0]["metadata"])))
 
@@ -69,7 +73,12 @@ def test_a_sample_day_becomes_one_row_per_line_with_reasons(data_dir: Path) -> N
         "missing_id": 1,
         "not_json": 1,
     }
-    assert metadata["flags"].value == {"invalid_utf8": 1, "truncated": 1}
+    assert metadata["flags"].value == {
+        "invalid_unicode": 2,
+        "invalid_utf8": 1,
+        "metadata_truncated": 1,
+        "truncated": 1,
+    }
     assert metadata["path"] == dg.MetadataValue.path(
         str(data_dir / "warehouse" / "raw_documents" / f"{DAY}.parquet")
     )

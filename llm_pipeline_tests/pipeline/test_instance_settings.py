@@ -17,6 +17,7 @@ from dagster._core.instance.ref import InstanceRef
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.runs import SqliteRunStorage
+from dagster._utils.tags import TagConcurrencyLimitsCounter
 
 from llm_pipeline.pipeline.partitions import ANTHROPIC_POOL
 
@@ -48,9 +49,25 @@ def test_runs_are_queued_with_a_run_limit_and_a_backfill_tag_limit(instance: dg.
     (backfill_limit,) = [
         limit for limit in queue.tag_concurrency_limits if limit["key"] == "dagster/backfill"
     ]
+    assert runs["tag_concurrency_limits"] == queue.tag_concurrency_limits
     assert "value" not in backfill_limit, "the limit must cover every backfill, not one backfill id"
     # Backfills must leave room for the nightly run, and a backfill must be able to run in parallel.
     assert 2 <= backfill_limit["limit"] < queue.max_concurrent_runs
+
+
+def test_queued_runs_of_one_partition_run_one_at_a_time_and_other_days_go_on(
+    instance: dg.DagsterInstance,
+) -> None:
+    """Issue 14: two runs of the same day would both call for every document; the queue holds the
+    second until the first ends (runs off the queue rely on the call stack's claims instead)."""
+    queue = instance.get_concurrency_config().run_queue_config
+    assert queue is not None
+    running = dg.DagsterRun(job_name="daily_pipeline", run_id="a", tags={"dagster/partition": "2026-11-20"})
+    counter = TagConcurrencyLimitsCounter(queue.tag_concurrency_limits, [running])
+    same_day = dg.DagsterRun(job_name="daily_pipeline", run_id="b", tags={"dagster/partition": "2026-11-20"})
+    other_day = dg.DagsterRun(job_name="daily_pipeline", run_id="c", tags={"dagster/partition": "2026-11-21"})
+    assert counter.is_blocked(same_day)
+    assert not counter.is_blocked(other_day)
 
 
 def test_storage_stays_the_default_sqlite_under_dagster_home(

@@ -16,6 +16,10 @@ every process on the machine; Redis: every machine) the simulator's own limiter 
 of the attempts, and the successes over the busy period reach at least 85% of the limit, even
 without the bucket's head start. The same backfill with `LLM_PIPELINE_STATE=memory` (each process
 believes it owns the whole limit) meets a storm of 429s: the contrast that shows the tests can fail.
+
+The Redis run is the several-machines configuration in full: its raw input and Parquet partitions
+live on S3 (moto's server, `LLM_PIPELINE_DATA_DIR=s3://bucket/prefix`), so no process shares a disk
+with another (issue 18).
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from llm_pipeline.definitions import defs
+from llm_pipeline.warehouse.files import PartitionTable
 from llm_pipeline_tests.fixtures.backfill import BackfillOutcome, BackfillScenario, run_backfill
+from llm_pipeline_tests.fixtures.s3 import S3Store
 
 pytestmark = pytest.mark.slow
 
@@ -40,11 +45,13 @@ MAX_LIMITER_429_SHARE = 0.01
 MIN_RATE_SHARE = 0.85
 
 
-def _scenario(state: str) -> BackfillScenario:
+def _scenario(state: str, data_dir: str | None = None) -> BackfillScenario:
     keys = tuple(
         tuple(key.path) for key in defs.resolve_job_def("daily_pipeline").asset_layer.selected_asset_keys
     )
-    return BackfillScenario(state=state, days=DAYS, docs_per_day=DOCS_PER_DAY, rpm=RPM, asset_keys=keys)
+    return BackfillScenario(
+        state=state, days=DAYS, docs_per_day=DOCS_PER_DAY, rpm=RPM, asset_keys=keys, data_dir=data_dir
+    )
 
 
 def _assert_backfill_completed_in_parallel(outcome: BackfillOutcome) -> None:
@@ -57,8 +64,8 @@ def _assert_backfill_completed_in_parallel(outcome: BackfillOutcome) -> None:
     # before the last one starts. `summary["run_windows"]` shows when each ran.
     assert outcome.max_parallel_runs >= 2, summary
     for day in DAYS:
-        table = pd.read_parquet(outcome.warehouse / "classifications" / f"{day.isoformat()}.parquet")
-        assert len(table) == DOCS_PER_DAY, summary
+        table = PartitionTable(outcome.warehouse / "classifications" / f"{day.isoformat()}.parquet")
+        assert table.num_rows == DOCS_PER_DAY, summary
     assert outcome.stats["successes"] >= len(DAYS) * 2 * DOCS_PER_DAY, summary
     assert outcome.stats["duplicate_successes"] == 0, summary
 
@@ -78,8 +85,12 @@ def test_parallel_backfill_shares_one_limit_through_sqlite(tmp_path: Path) -> No
 
 
 @pytest.mark.redis
-def test_parallel_backfill_shares_one_limit_through_redis(tmp_path: Path, redis_url: str) -> None:
-    outcome = run_backfill(tmp_path, _scenario(redis_url))
+def test_parallel_backfill_shares_one_limit_through_redis_with_the_warehouse_on_s3(
+    tmp_path: Path, redis_url: str, s3: S3Store
+) -> None:
+    """The several-machines configuration: state in Redis, raw input and Parquet on S3 (issue 18)."""
+    outcome = run_backfill(tmp_path, _scenario(redis_url, data_dir=s3.url))
+    assert str(outcome.warehouse) == f"{s3.url}/warehouse"
     print(outcome.summary())
     _assert_backfill_completed_in_parallel(outcome)
     _assert_within_one_shared_limit(outcome)

@@ -168,3 +168,26 @@ def test_with_a_fallback_model_an_outage_of_the_primary_is_survived(pipeline: Pi
     assert set(answered.model) == {"claude-sonnet-5-5"}
     assert answered.fallback.all()
     assert metadata_of(result, "extracted_entities")["fallback_answers"] > 0
+
+
+def test_a_retired_model_fails_the_step_naming_it_instead_of_a_partition_of_error_rows(
+    pipeline: PipelineHarness,
+) -> None:
+    """Regression (issue 14): a 404 for the model made every document an error row and the step green."""
+    pipeline.simulator.control.configure(models=["claude-sonnet-5-5"])  # the configured Haiku is gone
+    result = pipeline.materialize(assets=pipeline_assets[:2])
+    assert not result.success
+    (message,) = failure_messages(result)
+    assert "does not know the model 'claude-haiku-5-5'" in message
+    assert "LLM_PIPELINE_MODEL" in message
+    assert not pipeline.path("extracted_entities").exists()
+    assert pipeline.simulator.control.stats()["status_counts"]["404"] <= 16, "at most one per worker"
+
+
+def test_a_retired_model_with_a_fallback_is_answered_by_the_fallback(pipeline: PipelineHarness) -> None:
+    pipeline.simulator.control.configure(models=["claude-sonnet-5-5"])
+    result = pipeline.materialize(assets=pipeline_assets[:2], fallback_model="claude-sonnet-5-5")
+    assert result.success
+    answered = pipeline.table("extracted_entities").query("status == 'ok'")
+    assert set(answered.model) == {"claude-sonnet-5-5"}
+    assert answered.fallback.all()

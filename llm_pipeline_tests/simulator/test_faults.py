@@ -10,7 +10,7 @@ import anthropic
 import pytest
 from pydantic import ValidationError
 
-from llm_pipeline.simulator import ControlError, Faults, ScheduledFault, Simulator, SimulatorConfig
+from llm_pipeline.simulator import ControlError, Faults, Latency, ScheduledFault, Simulator, SimulatorConfig
 from llm_pipeline_tests.fixtures.simulator_requests import Classification, fenced
 
 MODEL = "claude-haiku-5-5"
@@ -224,3 +224,46 @@ def test_fault_switches_are_validated(simulator):
         ScheduledFault("teapot")
     with pytest.raises(ControlError, match="400"):
         simulator.control.set_faults(p429=2.0)
+
+
+async def test_body_faults_are_billed_200s_whose_body_is_not_a_message(anthropic_client, simulator):
+    """A cut JSON body, an HTML page and an unknown content block: all status 200, all billed."""
+    simulator.control.set_faults(
+        schedule=[
+            ScheduledFault("truncated_body"),
+            ScheduledFault("html_body", after=1),
+            ScheduledFault("unknown_block", after=2),
+        ]
+    )
+    raws = [await anthropic_client.messages.with_raw_response.create(**request(n)) for n in range(3)]
+    assert [raw.http_response.status_code for raw in raws] == [200, 200, 200]
+    truncated, html, unknown = [await raw.read() for raw in raws]
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(truncated)
+    assert raws[1].http_response.headers["content-type"].startswith("text/html")
+    assert html.startswith(b"<!DOCTYPE html>")
+    assert json.loads(unknown)["content"][0]["type"] == "hologram"
+    stats = simulator.control.stats()
+    assert stats["successes"] == 3, "the server did the work: billed like any answer"
+    assert {k: stats["injected"][k] for k in ("truncated_body", "html_body", "unknown_block")} == {
+        "truncated_body": 1,
+        "html_body": 1,
+        "unknown_block": 1,
+    }
+
+
+@pytest.mark.parametrize("billed", [False, True])
+async def test_a_client_that_leaves_mid_answer_is_abandoned_and_billed_when_switched_on(
+    anthropic_client, simulator, billed
+):
+    simulator.control.configure(latency=Latency(median_s=5.0), bill_abandoned=billed)
+    with pytest.raises(anthropic.APITimeoutError):
+        await anthropic_client.messages.create(**request(), timeout=0.3)
+    deadline = asyncio.get_running_loop().time() + 10
+    while simulator.control.stats()["abandoned"] == 0:
+        assert asyncio.get_running_loop().time() < deadline, "the server never noticed the client left"
+        await asyncio.sleep(0.05)
+    stats = simulator.control.stats()
+    assert (stats["abandoned"], stats["abandoned_billed"], stats["successes"]) == (1, int(billed), 0)
+    assert stats["max_successes_per_request"] == int(billed), "billed: counts as paid for that request"
+    assert stats["input_tokens"] > 0 if billed else stats["input_tokens"] == 0

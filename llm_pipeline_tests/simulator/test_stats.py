@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import anthropic
@@ -115,3 +116,13 @@ async def test_a_reset_during_a_request_leaves_the_new_counters_balanced(anthrop
     await call
     stats = simulator.control.stats()
     assert (stats["in_flight"], stats["attempts"], stats["successes"]) == (0, 0, 0)
+
+
+def test_config_never_returns_the_api_key(simulator):
+    """The control routes take no auth: the key a server was started with must not be readable."""
+    echoed = simulator.control.configure(api_key="sk-ant-secret-123")
+    shown = simulator.control.config()
+    assert shown["api_key"] == echoed["api_key"] == "<redacted>"
+    assert "sk-ant-secret-123" not in json.dumps(shown) + json.dumps(echoed)
+    simulator.control.configure(api_key=None)
+    assert simulator.control.config()["api_key"] is None

@@ -14,6 +14,9 @@ from llm_pipeline.tools.cli import main
 from llm_pipeline.tools.demo import run as run_demo
 from llm_pipeline.tools.ledger_cli import parse_age
 from llm_pipeline_tests.fixtures.pipeline import REPO, PipelineHarness
+from llm_pipeline_tests.fixtures.s3 import S3Store
+from llm_pipeline_tests.fixtures.servers import RedisServer
+from llm_pipeline_tests.fixtures.system_deps import REDIS_SERVER, find
 
 
 @pytest.mark.parametrize(
@@ -56,6 +59,43 @@ def test_ledger_stats_and_prune_on_the_state_a_run_left(
     assert "answers stored   0" in capsys.readouterr().out
 
 
+def test_ledger_delete_by_step_and_the_next_run_asks_for_exactly_those_again(
+    pipeline: PipelineHarness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline.materialize()
+    before = pipeline.simulator.control.stats()["successes"]
+    classified = int((pipeline.table("classifications").status == "ok").sum())
+    state = ["--state", str(pipeline.state_dir)]
+    assert main(["ledger", "delete", *state]) == 2, "nothing selected is a usage error, not 'delete all'"
+    assert main(["ledger", "delete", "--step", "classifications", *state]) == 0
+    out = capsys.readouterr().out
+    assert f"removed {classified} answer(s)" in out
+    result = pipeline.materialize()
+    assert result.success
+    assert pipeline.simulator.control.stats()["successes"] - before == classified
+    assert main(["ledger", "delete", "--key", "nope", "--model", "claude-none", *state]) == 0
+    assert "removed 0 answer(s)" in capsys.readouterr().out
+
+
+def test_ledger_commands_never_print_a_redis_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    binary = find(REDIS_SERVER)
+    assert binary is not None, "redis-server is missing: run `make test`"
+    with RedisServer(binary, tmp_path, password="pw-in-the-url") as server:
+        os.environ["LLM_PIPELINE_SPOOL_DIR"] = str(tmp_path / "spool")
+        for command in (
+            ["stats"],
+            ["prune", "--older-than", "30d"],
+            ["delete", "--step", "x"],
+            ["accept-reset"],
+        ):
+            assert main(["ledger", *command, "--state", server.url]) == 0
+        out = capsys.readouterr().out
+    assert f"redis://:***@127.0.0.1:{server.port}/0" in out
+    assert "pw-in-the-url" not in out
+
+
 def test_a_bad_age_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["ledger", "prune", "--older-than", "soon"])
@@ -84,3 +124,17 @@ def test_demo_materializes_every_sample_day_and_prints_the_paths(tmp_path: Path)
             assert str(path) in printed
     assert "7/7" in printed  # every check passed
     assert (tmp_path / "home" / "history").is_dir()  # runs recorded on the persistent instance
+
+
+@pytest.mark.slow
+def test_demo_finds_its_days_on_s3_and_prints_the_urls(tmp_path: Path, s3: S3Store) -> None:
+    s3.upload(REPO / "data" / "raw" / "2026-11-20.jsonl", "raw", "2026-11-20.jsonl")
+    os.environ.update(DAGSTER_HOME=str(tmp_path / "home"), LLM_PIPELINE_STATE=str(tmp_path / "state"))
+    out = io.StringIO()
+
+    assert run_demo(data_dir=s3.url, out=out) == 0
+
+    printed = out.getvalue()
+    assert f"1 day(s) from {s3.url}/raw" in printed
+    for table in ("raw_documents", "extracted_entities", "classifications", "corpus_report"):
+        assert f"  {s3.url}/warehouse/{table}/2026-11-20.parquet\n" in printed  # not "(missing)"

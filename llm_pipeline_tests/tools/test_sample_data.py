@@ -48,7 +48,12 @@ def test_sample_days_hold_one_bad_line_of_each_kind_and_300_good_documents(day: 
         "empty_text": 2,  # one empty, one whitespace only
         "duplicate_id": 1,
     }
-    assert Counter(flag for d in ok for flag in d.flags) == {"invalid_utf8": 1, "truncated": 1}
+    assert Counter(flag for d in ok for flag in d.flags) == {
+        "invalid_utf8": 1,
+        "truncated": 1,
+        "invalid_unicode": 2,  # a lone surrogate in a text (and a metadata value), one in an id
+        "metadata_truncated": 1,
+    }
     assert sum(INJECTION in (d.text or "") for d in ok) == 1
 
 

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from llm_pipeline.warehouse.documents import ParsedDocument, parse_lines, read_documents
+from llm_pipeline.warehouse.documents import (
+    MAX_METADATA_CHARS,
+    MAX_METADATA_VALUE_CHARS,
+    ParsedDocument,
+    parse_lines,
+    read_documents,
+)
 
 
 def _line(obj: object) -> bytes:
@@ -184,3 +190,47 @@ def test_an_empty_file_gives_no_rows(tmp_path: Path) -> None:
     path = tmp_path / "empty.jsonl"
     path.write_bytes(b"")
     assert list(read_documents(path)) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "doc_id", "source_id", "text", "metadata"),
+    [
+        (b'{"id": "s", "text": "a\\ud800b"}', "s", "s", "a\ufffdb", {}),  # the issue's line
+        (b'{"id": "x\\udc00y", "text": "ok"}', "x\ufffdy", '"x\\udc00y"', "ok", {}),
+        (b'{"id": "m", "text": "ok", "k\\ud800": ["v\\udfff", {"n": "\\ud801"}]}', "m", "m", "ok",
+         {"k\ufffd": ["v\ufffd", {"n": "\ufffd"}]}),
+    ],
+)  # fmt: skip
+def test_lone_surrogates_are_repaired_and_flagged_so_the_row_can_be_written(
+    raw: bytes, doc_id: str, source_id: str, text: str, metadata: dict
+) -> None:
+    """Regression (issue 14): `{"id":"s","text":"a\\ud800b"}` is valid JSON, passed as ok, and the
+    partition then failed to write ("UnicodeEncodeError: ... surrogates not allowed"): a day lost."""
+    doc = _one(raw)
+    assert (doc.status, doc.doc_id, doc.source_id, doc.text) == ("ok", doc_id, source_id, text)
+    assert doc.flags == ("invalid_unicode",)
+    assert json.loads(doc.metadata) == metadata
+    for value in doc.as_row().values():
+        if isinstance(value, str):
+            value.encode("utf-8")  # every column can be written
+
+
+def test_a_valid_surrogate_pair_is_an_ordinary_character_not_a_repair() -> None:
+    doc = _one(b'{"id": "e", "text": "smile \\ud83d\\ude00"}')
+    assert (doc.text, doc.flags) == ("smile \U0001f600", ())
+
+
+def test_metadata_values_and_the_whole_metadata_are_size_capped_and_flagged() -> None:
+    doc = _one(_line({"id": "a", "text": "t", "blob": "x" * 50_000, "nested": list(range(5_000))}))
+    assert doc.status == "ok"
+    assert doc.flags == ("metadata_truncated",)
+    metadata = json.loads(doc.metadata)
+    assert len(metadata["blob"]) == MAX_METADATA_VALUE_CHARS
+    assert metadata["blob"].endswith("…")
+    assert isinstance(metadata["nested"], str), "an oversized structure is kept as its cut JSON text"
+    many = _one(_line({"id": "b", "text": "t", **{f"key{i:03d}": "v" * 900 for i in range(40)}}))
+    assert many.flags == ("metadata_truncated",)
+    assert len(many.metadata) <= MAX_METADATA_CHARS
+    assert 0 < len(json.loads(many.metadata)) < 40, "keys past the total cap are dropped"
+    small = _one(_line({"id": "c", "text": "t", "source": "wire"}))
+    assert (small.flags, json.loads(small.metadata)) == ((), {"source": "wire"})

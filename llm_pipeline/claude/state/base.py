@@ -1,9 +1,14 @@
-"""What a state backend offers: limiter rows, breaker rows, ledger entries and pending batches.
+"""What a state backend offers: limiter rows, breaker rows, ledger entries, claims on requests in
+flight and pending batches.
 
 Three implementations share these protocols: `memory` (one process), `sqlite` (every process on a
 machine, through WAL files and `BEGIN IMMEDIATE` transactions) and `redis` (every machine, through
 Lua scripts that read the Redis server's clock). All times handed in and out are relative seconds,
 so a backend may use its own time base (the Redis server's `TIME`) without callers noticing.
+Ledger timestamps (`created_at`) are the exception: wall-clock seconds, for people and pruning.
+
+A backend raises its library's own errors (`sqlite3.Error`, `redis.RedisError`, `OSError`);
+`claude/state_errors.py` turns them into `StateStoreError` at one boundary.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ __all__ = [
     "BatchStore",
     "Booking",
     "BreakerStore",
+    "ClaimStore",
     "LedgerEntry",
+    "LedgerSelection",
     "LedgerStats",
     "LedgerStore",
     "LimiterStore",
@@ -85,6 +92,30 @@ class BreakerStore(Protocol):
 
     async def release(self, name: str) -> None: ...
 
+    async def renew(self, name: str, lease_s: float) -> None:
+        """A probe still in flight keeps its slot `lease_s` longer (so a dead prober's lapses soon)."""
+        ...
+
+
+class ClaimStore(Protocol):
+    """Who is calling for which ledger entry right now, so overlapping runs pay once.
+
+    A claim is held by `owner` until released, until the entry's answer is put into the ledger
+    (which ends any claim on it), or until its lease lapses unrenewed (its holder died). Taking a
+    claim also checks, in the same atomic step, that the entry has no answer yet (unless
+    `answered_too`, for a refresh run): otherwise a holder's answer landing between a caller's
+    ledger lookup and its claim would be paid for a second time.
+    """
+
+    async def claim(self, key: str, owner: str, lease_s: float, *, answered_too: bool = False) -> bool:
+        """Take `key` for `owner` if it is free, lapsed or already `owner`'s, and not answered;
+        True when held."""
+        ...
+
+    async def renew(self, keys: Sequence[str], owner: str, lease_s: float) -> None: ...
+
+    async def release(self, key: str, owner: str) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
@@ -97,6 +128,32 @@ class LedgerEntry:
     input_tokens: int
     output_tokens: int
     created_at: float
+    #: The pipeline step that asked (`Request.tags["step"]`), so entries can be deleted by step.
+    step: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSelection:
+    """Which entries `LedgerStore.delete` removes: those matching any of the given values."""
+
+    fingerprints: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    steps: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.fingerprints or self.keys or self.models or self.steps)
+
+    def matches(self, entry: LedgerEntry) -> bool:
+        """An entry's fingerprint matches with or without its `<endpoint>:` prefix."""
+        bare = entry.fingerprint.rsplit(":", 1)[-1]
+        return (
+            entry.fingerprint in self.fingerprints
+            or bare in self.fingerprints
+            or entry.key in self.keys
+            or entry.model in self.models
+            or entry.step in self.steps
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +173,10 @@ class LedgerStore(Protocol):
     async def stats(self) -> LedgerStats: ...
 
     async def prune(self, before: float) -> int: ...
+
+    async def delete(self, selection: LedgerSelection) -> int:
+        """Remove the entries `selection` matches (an empty selection removes nothing)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +229,15 @@ class StateBackend(Protocol):
     limiter: LimiterStore
     breaker: BreakerStore
     ledger: LedgerStore
+    claims: ClaimStore
     batches: BatchStore
+    #: Where the state lives, credentials redacted: what messages may show.
+    location: str
+    #: The store's identity as `verify` found it (Redis only; None elsewhere), see `spool.py`.
+    marker: str | None
+
+    async def verify(self) -> None:
+        """Make sure the store answers before any call (Redis: ping, and its marker key)."""
+        ...
 
     async def aclose(self) -> None: ...

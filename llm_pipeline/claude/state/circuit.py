@@ -9,7 +9,8 @@ percent, which retries absorb) would otherwise reach any fixed threshold within 
 while an outage, where nothing succeeds, reaches it at once.
 
 `opened_until == 0` means closed; `now < opened_until` open; otherwise half-open. The probe slot
-is a claim with an expiry (`probe_until`), so a prober that crashed frees it after `probe_ttl`.
+is a claim with a short lease (`probe_until`) that the prober renews while its call is in flight,
+so a prober that died frees it within one lease, and one that was cancelled gives it back at once.
 The Redis backend runs the same transitions as a Lua script; keep the two in sync.
 """
 
@@ -18,7 +19,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Admission", "BreakerPolicy", "BreakerRow", "admit", "on_failure", "on_success", "release"]
+__all__ = [
+    "Admission",
+    "BreakerPolicy",
+    "BreakerRow",
+    "admit",
+    "on_failure",
+    "on_success",
+    "release",
+    "renew",
+]
 
 Verdict = Literal["allow", "probe", "reject"]
 Transition = Literal["opened", "reopened", "closed"]
@@ -29,7 +39,7 @@ class BreakerPolicy:
     threshold: int
     window_s: float
     open_s: float
-    #: How long a claimed probe slot stays claimed if its holder never reports back.
+    #: How long a claimed probe slot stays claimed unless its holder renews it (`renew`).
     probe_ttl_s: float
 
 
@@ -104,3 +114,9 @@ def on_success(row: BreakerRow, *, probe: bool) -> Transition | None:
 def release(row: BreakerRow) -> None:
     """A prober that was cancelled gives the slot back without a verdict."""
     row.probe_until = 0.0
+
+
+def renew(row: BreakerRow, now: float, lease_s: float) -> None:
+    """A probe still in flight holds its slot `lease_s` longer; nothing once the breaker moved on."""
+    if row.state(now) == "half_open" and row.probe_until > 0.0:
+        row.probe_until = max(row.probe_until, now + lease_s)

@@ -9,7 +9,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from llm_pipeline.claude.state import circuit, gcra
-from llm_pipeline.claude.state.base import Booking, LedgerEntry, LedgerStats, PendingBatch
+from llm_pipeline.claude.state.base import Booking, LedgerEntry, LedgerSelection, LedgerStats, PendingBatch
 from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
 
 __all__ = ["MemoryBackend"]
@@ -71,16 +71,52 @@ class MemoryBreakerStore:
     async def release(self, name: str) -> None:
         circuit.release(self._row(name))
 
+    async def renew(self, name: str, lease_s: float) -> None:
+        circuit.renew(self._row(name), self._now(), lease_s)
+
+
+class MemoryClaimStore:
+    """key -> (owner, lease end); a lapsed claim is free for anyone."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+        self.held: dict[str, tuple[str, float]] = {}
+        #: The ledger's entries (set by the backend), so a claim can check for an answer.
+        self.answers: dict[str, LedgerEntry] = {}
+
+    async def claim(self, key: str, owner: str, lease_s: float, *, answered_too: bool = False) -> bool:
+        if not answered_too and key in self.answers:
+            return False
+        now = self._now()
+        holder = self.held.get(key)
+        if holder is not None and holder[0] != owner and holder[1] > now:
+            return False
+        self.held[key] = (owner, now + lease_s)
+        return True
+
+    async def renew(self, keys: Sequence[str], owner: str, lease_s: float) -> None:
+        until = self._now() + lease_s
+        for key in keys:
+            if self.held.get(key, ("",))[0] == owner:
+                self.held[key] = (owner, until)
+
+    async def release(self, key: str, owner: str) -> None:
+        if self.held.get(key, ("",))[0] == owner:
+            del self.held[key]
+
 
 class MemoryLedgerStore:
-    def __init__(self) -> None:
+    def __init__(self, claims: MemoryClaimStore | None = None) -> None:
         self._entries: dict[str, LedgerEntry] = {}
+        self._claims = claims
 
     async def get(self, fingerprints: Sequence[str]) -> LedgerEntry | None:
         return next((self._entries[f] for f in fingerprints if f in self._entries), None)
 
     async def put(self, entry: LedgerEntry) -> None:
         self._entries[entry.fingerprint] = entry
+        if self._claims is not None:
+            self._claims.held.pop(entry.fingerprint, None)
 
     async def stats(self) -> LedgerStats:
         rows = list(self._entries.values())
@@ -98,6 +134,12 @@ class MemoryLedgerStore:
         for fingerprint in old:
             del self._entries[fingerprint]
         return len(old)
+
+    async def delete(self, selection: LedgerSelection) -> int:
+        doomed = [f for f, e in self._entries.items() if selection.matches(e)]
+        for fingerprint in doomed:
+            del self._entries[fingerprint]
+        return len(doomed)
 
 
 class MemoryBatchStore:
@@ -121,12 +163,19 @@ class MemoryBackend:
     """State that lives and dies with one stack: right for tests and one-off scripts."""
 
     kind = "memory"
+    location = "memory"
+    marker = None
 
     def __init__(self, now: Callable[[], float]) -> None:
         self.limiter = MemoryLimiterStore(now)
         self.breaker = MemoryBreakerStore(now)
-        self.ledger = MemoryLedgerStore()
+        self.claims = MemoryClaimStore(now)
+        self.ledger = MemoryLedgerStore(self.claims)
+        self.claims.answers = self.ledger._entries
         self.batches = MemoryBatchStore()
+
+    async def verify(self) -> None:
+        return None
 
     async def aclose(self) -> None:
         return None

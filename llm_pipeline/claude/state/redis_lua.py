@@ -6,7 +6,7 @@ against memory, SQLite and Redis). Numbers travel as `%.17g` strings so doubles 
 
 from __future__ import annotations
 
-__all__ = ["BREAKER_LUA", "LIMITER_LUA"]
+__all__ = ["BREAKER_LUA", "CLAIM_LUA", "LIMITER_LUA"]
 
 _COMMON = r"""
 local function now()
@@ -188,7 +188,36 @@ elseif op == 'release' then
   probe = 0
   save()
   return ''
+elseif op == 'renew' then
+  if state() == 'half_open' and probe > 0 then
+    probe = math.max(probe, t + tonumber(ARGV[2]))
+    save()
+  end
+  return ''
 end
 return redis.error_reply('unknown op ' .. op)
 """
 )
+
+#: Claims on requests in flight (`ClaimStore`): one key per claim holding its owner, expiring with
+#: its lease (PX, on the server's clock). ARGV[1] = op, ARGV[2] = owner, ARGV[3] = lease in ms;
+#: for 'claim', KEYS[2] is the ledger entry and ARGV[4] '1' claims even when it exists.
+CLAIM_LUA = r"""
+local op, owner = ARGV[1], ARGV[2]
+if op == 'claim' then
+  if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+  local holder = redis.call('GET', KEYS[1])
+  if holder and holder ~= owner then return 0 end
+  redis.call('SET', KEYS[1], owner, 'PX', ARGV[3])
+  return 1
+elseif op == 'renew' then
+  for _, key in ipairs(KEYS) do
+    if redis.call('GET', key) == owner then redis.call('PEXPIRE', key, ARGV[3]) end
+  end
+  return 1
+elseif op == 'release' then
+  if redis.call('GET', KEYS[1]) == owner then redis.call('DEL', KEYS[1]) end
+  return 1
+end
+return redis.error_reply('unknown op ' .. op)
+"""

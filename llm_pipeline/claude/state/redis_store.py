@@ -2,42 +2,51 @@
 
 Limiter and breaker changes run as Lua scripts (`redis_lua.py`), which Redis executes atomically
 and which read the Redis server's `TIME`, so machines with skewed clocks still agree on when a
-bucket refills. Callers only see relative seconds. Ledger entries are hashes, indexed by a
-sorted set on `created_at` for `stats` and `prune`. A pending batch is one hash (its items as one
-JSON value), listed in a sorted set per namespace; both are written in one MULTI transaction.
+bucket refills. Callers only see relative seconds. The ledger and the claims on requests in flight
+live in `redis_ledger.py`. A pending batch is one hash (its items as one JSON value), listed in a
+sorted set per namespace; both are written in one MULTI transaction.
+
+Every operation waits at most `timeout_s` for the server (a frozen or unreachable Redis must fail
+the step, not hang it); a connection the server dropped is reconnected once. `verify` pings the
+server before any call and writes a marker key if there is none: the marker is how a Redis that
+restarted empty (and so forgot every answer) is recognised, at start against the marker this
+machine saw last (`claude/spool.py`), and mid-run by every ledger write, which checks it
+in the same transaction.
 """
 
 from __future__ import annotations
 
 import math
+import time
+import uuid
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from llm_pipeline.claude.state.base import (
     Booking,
-    LedgerEntry,
-    LedgerStats,
     PendingBatch,
     decode_items,
     encode_items,
 )
 from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
+from llm_pipeline.claude.state.redact import redact
+from llm_pipeline.claude.state.redis_keys import MARKER, PREFIX
+from llm_pipeline.claude.state.redis_keys import num as _num
+from llm_pipeline.claude.state.redis_ledger import RedisClaimStore, RedisLedgerStore
 from llm_pipeline.claude.state.redis_lua import BREAKER_LUA, LIMITER_LUA
 
 __all__ = ["RedisBackend"]
 
-PREFIX = "llm_pipeline:"
 #: Connections per stack; Lua calls take ~100 us, so a few dozen serve thousands of calls/s.
 MAX_CONNECTIONS = 64
 #: How long a caller waits for a free connection before the pool gives up.
 POOL_WAIT_S = 60.0
-_LEDGER_FIELDS = ("key", "model", "message", "input_tokens", "output_tokens", "created_at")
-_CHUNK = 500
-
-
-def _num(x: float) -> str:
-    return repr(float(x))
+#: Opening a connection waits at most this (or the backend's timeout, if shorter).
+CONNECT_TIMEOUT_S = 5.0
 
 
 class RedisLimiterStore:
@@ -115,65 +124,8 @@ class RedisBreakerStore:
     async def release(self, name: str) -> None:
         await self._run(name, "release")
 
-
-class RedisLedgerStore:
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._client = client
-        self._index = f"{PREFIX}ledger:index"
-
-    def _key(self, fingerprint: str) -> str:
-        return f"{PREFIX}ledger:{fingerprint}"
-
-    async def get(self, fingerprints: Sequence[str]) -> LedgerEntry | None:
-        for fingerprint in fingerprints:
-            found = await self._client.hmget(self._key(fingerprint), _LEDGER_FIELDS)  # type: ignore[misc]
-            if found[0] is not None:
-                key, model, message, tokens_in, tokens_out, created = found
-                return LedgerEntry(
-                    fingerprint, key, model, message, int(tokens_in), int(tokens_out), float(created)
-                )
-        return None
-
-    async def put(self, entry: LedgerEntry) -> None:
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                self._key(entry.fingerprint),
-                mapping={
-                    "key": entry.key,
-                    "model": entry.model,
-                    "message": entry.message_json,
-                    "input_tokens": entry.input_tokens,
-                    "output_tokens": entry.output_tokens,
-                    "created_at": _num(entry.created_at),
-                },
-            )
-            pipe.zadd(self._index, {entry.fingerprint: entry.created_at})
-            await pipe.execute()
-
-    async def stats(self) -> LedgerStats:
-        members = await self._client.zrange(self._index, 0, -1, withscores=True)
-        tokens_in = tokens_out = 0
-        for i in range(0, len(members), _CHUNK):
-            async with self._client.pipeline(transaction=False) as pipe:
-                for fingerprint, _ in members[i : i + _CHUNK]:
-                    pipe.hmget(self._key(fingerprint), ["input_tokens", "output_tokens"])
-                for pair in await pipe.execute():
-                    tokens_in += int(pair[0] or 0)
-                    tokens_out += int(pair[1] or 0)
-        scores = [score for _, score in members]
-        return LedgerStats(
-            len(members), min(scores, default=None), max(scores, default=None), tokens_in, tokens_out
-        )
-
-    async def prune(self, before: float) -> int:
-        old = await self._client.zrangebyscore(self._index, "-inf", f"({_num(before)}")
-        for i in range(0, len(old), _CHUNK):
-            chunk = old[i : i + _CHUNK]
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.delete(*(self._key(f) for f in chunk))
-                pipe.zrem(self._index, *chunk)
-                await pipe.execute()
-        return len(old)
+    async def renew(self, name: str, lease_s: float) -> None:
+        await self._run(name, "renew", _num(lease_s))
 
 
 class RedisBatchStore:
@@ -221,19 +173,39 @@ class RedisBackend:
 
     kind = "redis"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 30.0) -> None:
         self.url = url
+        self.location = redact(url)
         # A blocking pool: with more callers than connections they queue for one. The default
         # pool raised MaxConnectionsError past 100 concurrent calls (found at 200 in flight by
         # the benchmarks, scenario 4).
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_S
+            url,
+            decode_responses=True,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_WAIT_S,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=min(timeout_s, CONNECT_TIMEOUT_S),
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError],
         )
         self._client = aioredis.Redis.from_pool(pool)
         self.limiter = RedisLimiterStore(self._client)
         self.breaker = RedisBreakerStore(self._client)
-        self.ledger = RedisLedgerStore(self._client)
+        self.claims = RedisClaimStore(self._client)
+        self.ledger = RedisLedgerStore(self._client, self.location)
         self.batches = RedisBatchStore(self._client)
+        #: The marker found (or written, `marker_created`) by `verify`.
+        self.marker: str | None = None
+        self.marker_created = False
+
+    async def verify(self) -> None:
+        """Ping the server, and find its marker or write the first one (see the module docstring)."""
+        await self._client.ping()  # type: ignore[misc]
+        fresh = f"{uuid.uuid4().hex}@{time.time():.0f}"
+        self.marker_created = bool(await self._client.set(MARKER, fresh, nx=True))
+        self.marker = fresh if self.marker_created else await self._client.get(MARKER)
+        self.ledger.check_marker = True
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -8,11 +8,15 @@ lose the last ones). Every read-modify-write is atomic: either one short `BEGIN 
 transaction, whose writer lock is taken up front, or, for a limiter row this process wrote last,
 a single compare-and-swap `UPDATE` on the row's version (`SqliteLimiterStore`). Either way two
 processes can never both read a row and then both book the same room. Statements take
-microseconds, so they run inline on the event loop; `busy_timeout` makes a process wait (not
-fail) while another holds the lock.
+microseconds, so they run inline on the event loop; a statement that meets another process's
+lock is retried after an asyncio sleep (`sqlite_waits.Patience`), never inside SQLite, so a held
+lock never blocks the loop; past `timeout_s` the busy error is raised. Limiter, breaker and claim
+rows use the monotonic time base and start afresh after a reboot (`sqlite_waits.same_boot`).
+Claims on requests in flight live in `ledger.sqlite` (`sqlite_claims.py`).
 
 Ledger writes are group-committed: every `put` made during one pass of the event loop joins one
-transaction, committed on the next pass, and each `put` returns only once that commit is done,
+transaction (which also ends the claims on those entries), committed on the next pass, and each
+`put` returns only once that commit is done,
 so an answer is durable before its caller uses it, exactly as with one commit per answer. At
 200 calls in flight this turns ~20 us of commit per answer into a few; a put cancelled while
 waiting is still written (the answer was paid for), and closing the backend commits what is queued.
@@ -20,11 +24,10 @@ waiting is still written (the answer was paid for), and closing the backend comm
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,13 +35,16 @@ from typing import Any, TypeVar
 from llm_pipeline.claude.state import circuit, gcra
 from llm_pipeline.claude.state.base import (
     Booking,
-    LedgerEntry,
-    LedgerStats,
-    PendingBatch,
-    decode_items,
-    encode_items,
 )
 from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
+from llm_pipeline.claude.state.sqlite_claims import SqliteClaimStore
+from llm_pipeline.claude.state.sqlite_ledger import (
+    LEDGER_SCHEMA,
+    SqliteBatchStore,
+    SqliteLedgerStore,
+    migrate,
+)
+from llm_pipeline.claude.state.sqlite_waits import Patience, immediate, same_boot
 
 __all__ = ["SqliteBackend"]
 
@@ -52,42 +58,28 @@ CREATE TABLE IF NOT EXISTS breaker (
     name TEXT PRIMARY KEY, opened_until REAL NOT NULL, probe_until REAL NOT NULL,
     failures TEXT NOT NULL, last_error TEXT NOT NULL);
 """
-_LEDGER_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ledger (
-    fingerprint TEXT PRIMARY KEY, key TEXT NOT NULL, model TEXT NOT NULL, message TEXT NOT NULL,
-    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, created_at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS ledger_created_at ON ledger (created_at);
-CREATE TABLE IF NOT EXISTS batch (
-    batch_id TEXT PRIMARY KEY, namespace TEXT NOT NULL, created_at REAL NOT NULL, items TEXT NOT NULL);
-"""
-
-
 _LIMITER_UPDATE = f"UPDATE limiter SET {', '.join(f'{c} = ?' for c in gcra.FIELDS)} WHERE name = ?"
 _LIMITER_SWAP = _LIMITER_UPDATE + " AND version = ?"
 _LIMITER_INSERT = (
     f"INSERT INTO limiter (name, {_LIMITER_COLUMNS}) VALUES (?, {', '.join('?' for _ in gcra.FIELDS)})"
 )
-_LEDGER_INSERT = "INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
-def _connect(path: Path, schema: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+def _connect(path: Path, schema: str, timeout_s: float = 30.0) -> sqlite3.Connection:
+    """Open and set up a file, waiting up to `timeout_s` inside SQLite for a lock (nothing else runs
+    yet); from then on `busy_timeout=0`, and `Patience` waits on the event loop instead."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=timeout_s)
+    conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
     conn.executescript(schema)
     return conn
 
 
-@contextmanager
-def _immediate(conn: sqlite3.Cursor) -> Iterator[sqlite3.Cursor]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+def _ready(conn: sqlite3.Connection, transient_tables: tuple[str, ...]) -> sqlite3.Connection:
+    same_boot(conn, transient_tables)
+    conn.execute("PRAGMA busy_timeout=0")
+    return conn
 
 
 class SqliteLimiterStore:
@@ -102,8 +94,8 @@ class SqliteLimiterStore:
     alone thus pays one statement per booking instead of four.
     """
 
-    def __init__(self, conn: sqlite3.Cursor, now: Callable[[], float]) -> None:
-        self._conn, self._now = conn, now
+    def __init__(self, conn: sqlite3.Cursor, now: Callable[[], float], patience: Patience) -> None:
+        self._conn, self._now, self._patience = conn, now, patience
         self._rows: dict[str, gcra.LimiterRow] = {}
         #: Changes written by compare-and-swap / by the locked read-modify-write.
         self.swapped = 0
@@ -135,7 +127,7 @@ class SqliteLimiterStore:
                     self._rows[name] = row
                     self.swapped += 1
                     return result, row
-        with _immediate(self._conn):
+        with immediate(self._conn):
             row = self._load(name)
             version = row.version
             result = change(row, self._now(), *args)  # the time once the lock is ours
@@ -153,29 +145,33 @@ class SqliteLimiterStore:
         horizon: float = math.inf,
         credit: Sequence[float] = (),
     ) -> Booking:
-        return self._change(name, gcra.book, costs, tolerance, horizon, credit)[0]
+        change = self._change
+        return (await self._patience.run(change, name, gcra.book, costs, tolerance, horizon, credit))[0]
 
     async def adjust(self, name: str, deltas: Sequence[float]) -> None:
-        self._change(name, gcra.adjust, deltas)
+        await self._patience.run(self._change, name, gcra.adjust, deltas)
 
     async def undo(self, name: str, booking: Booking, costs: Sequence[float]) -> None:
-        self._change(name, gcra.undo, booking.before, booking.version, costs)
+        await self._patience.run(self._change, name, gcra.undo, booking.before, booking.version, costs)
 
     async def cool_down(self, name: str, seconds: float, tolerance: float) -> None:
-        self._change(name, gcra.cool_down, seconds, tolerance)
+        await self._patience.run(self._change, name, gcra.cool_down, seconds, tolerance)
 
     async def raise_floor(self, name: str, backlogs: Sequence[float | None]) -> None:
-        self._change(name, gcra.raise_floor, backlogs)
+        await self._patience.run(self._change, name, gcra.raise_floor, backlogs)
 
     async def peek(self, name: str) -> Booking:
+        return await self._patience.run(self._peek, name)
+
+    def _peek(self, name: str) -> Booking:
         now, row = self._now(), self._load(name)
         self._rows[name] = row
         return gcra.peek(row, now)
 
 
 class SqliteBreakerStore:
-    def __init__(self, conn: sqlite3.Cursor, now: Callable[[], float]) -> None:
-        self._conn, self._now = conn, now
+    def __init__(self, conn: sqlite3.Cursor, now: Callable[[], float], patience: Patience) -> None:
+        self._conn, self._now, self._patience = conn, now, patience
 
     def _load(self, name: str) -> circuit.BreakerRow:
         found = self._conn.execute(
@@ -187,7 +183,7 @@ class SqliteBreakerStore:
 
     @contextmanager
     def _row(self, name: str) -> Iterator[circuit.BreakerRow]:
-        with _immediate(self._conn):
+        with immediate(self._conn):
             row = self._load(name)
             yield row
             self._conn.execute(
@@ -195,7 +191,7 @@ class SqliteBreakerStore:
                 (name, row.opened_until, row.probe_until, json.dumps(row.failures), row.last_error),
             )
 
-    async def admit(self, name: str, policy: BreakerPolicy, *, claim: bool) -> Admission:
+    def _admit(self, name: str, policy: BreakerPolicy, claim: bool) -> Admission:
         if not claim:
             return circuit.admit(self._load(name), self._now(), policy, claim=False)
         now = self._now()
@@ -205,138 +201,81 @@ class SqliteBreakerStore:
         with self._row(name) as row:
             return circuit.admit(row, now, policy, claim=True)
 
-    async def failure(
-        self, name: str, policy: BreakerPolicy, *, probe: bool, error: str
-    ) -> Transition | None:
+    def _failure(self, name: str, policy: BreakerPolicy, probe: bool, error: str) -> Transition | None:
         with self._row(name) as row:
             return circuit.on_failure(row, self._now(), policy, probe=probe, error=error)
 
-    async def success(self, name: str, *, probe: bool) -> Transition | None:
+    def _success(self, name: str, probe: bool) -> Transition | None:
         with self._row(name) as row:
             return circuit.on_success(row, probe=probe)
 
-    async def release(self, name: str) -> None:
+    def _release(self, name: str) -> None:
         with self._row(name) as row:
             circuit.release(row)
 
+    def _renew(self, name: str, lease_s: float) -> None:
+        with self._row(name) as row:
+            circuit.renew(row, self._now(), lease_s)
 
-class SqliteLedgerStore:
-    def __init__(self, conn: sqlite3.Cursor) -> None:
-        self._conn = conn
-        self._queue: list[tuple[LedgerEntry, asyncio.Future[None]]] = []
-        #: Transactions that wrote entries (fewer than entries: that is the group commit).
-        self.commits = 0
+    async def admit(self, name: str, policy: BreakerPolicy, *, claim: bool) -> Admission:
+        return await self._patience.run(self._admit, name, policy, claim)
 
-    async def get(self, fingerprints: Sequence[str]) -> LedgerEntry | None:
-        for fingerprint in fingerprints:
-            found = self._conn.execute(
-                "SELECT fingerprint, key, model, message, input_tokens, output_tokens, created_at "
-                "FROM ledger WHERE fingerprint = ?",
-                (fingerprint,),
-            ).fetchone()
-            if found is not None:
-                return LedgerEntry(*found)
-        return None
+    async def failure(
+        self, name: str, policy: BreakerPolicy, *, probe: bool, error: str
+    ) -> Transition | None:
+        return await self._patience.run(self._failure, name, policy, probe, error)
 
-    async def put(self, entry: LedgerEntry) -> None:
-        """Queue the entry for the next group commit and return once it is committed."""
-        loop = asyncio.get_running_loop()
-        committed = loop.create_future()
-        self._queue.append((entry, committed))
-        if len(self._queue) == 1:
-            loop.call_soon(self.commit)
-        await committed
+    async def success(self, name: str, *, probe: bool) -> Transition | None:
+        return await self._patience.run(self._success, name, probe)
 
-    def commit(self) -> None:
-        """Write every queued entry in one transaction, then wake their writers (or fail them)."""
-        batch, self._queue = self._queue, []
-        if not batch:
-            return
-        error: BaseException = RuntimeError("ledger commit did not complete")
-        committed = False
-        try:
-            with _immediate(self._conn):
-                self._conn.executemany(
-                    _LEDGER_INSERT,
-                    [
-                        (
-                            e.fingerprint,
-                            e.key,
-                            e.model,
-                            e.message_json,
-                            e.input_tokens,
-                            e.output_tokens,
-                            e.created_at,
-                        )
-                        for e, _ in batch
-                    ],
-                )
-            committed = True
-            self.commits += 1
-        except sqlite3.Error as exc:
-            error = exc
-        finally:
-            for _, waiter in batch:
-                if waiter.done():
-                    continue
-                if committed:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(error)
+    async def release(self, name: str) -> None:
+        await self._patience.run(self._release, name)
 
-    async def stats(self) -> LedgerStats:
-        n, oldest, newest, tokens_in, tokens_out = self._conn.execute(
-            "SELECT count(*), min(created_at), max(created_at), "
-            "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) FROM ledger"
-        ).fetchone()
-        return LedgerStats(n, oldest, newest, tokens_in, tokens_out)
-
-    async def prune(self, before: float) -> int:
-        return self._conn.execute("DELETE FROM ledger WHERE created_at < ?", (before,)).rowcount
-
-
-class SqliteBatchStore:
-    """Pending batches next to the ledger (`ledger.sqlite`), each one row written in one statement."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    async def record(self, batch: PendingBatch) -> None:
-        self._conn.execute(
-            "INSERT OR REPLACE INTO batch VALUES (?, ?, ?, ?)",
-            (batch.batch_id, batch.namespace, batch.created_at, encode_items(batch.items)),
-        )
-
-    async def pending(self, namespace: str) -> list[PendingBatch]:
-        rows = self._conn.execute(
-            "SELECT batch_id, namespace, created_at, items FROM batch WHERE namespace = ? "
-            "ORDER BY created_at, batch_id",
-            (namespace,),
-        ).fetchall()
-        return [PendingBatch(b, ns, created, decode_items(items)) for b, ns, created, items in rows]
-
-    async def finish(self, batch_id: str) -> None:
-        self._conn.execute("DELETE FROM batch WHERE batch_id = ?", (batch_id,))
+    async def renew(self, name: str, lease_s: float) -> None:
+        await self._patience.run(self._renew, name, lease_s)
 
 
 class SqliteBackend:
     """Files in one directory, opened by every process that names the same directory."""
 
     kind = "sqlite"
+    marker = None
 
-    def __init__(self, directory: str | Path, now: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        now: Callable[[], float],
+        *,
+        timeout_s: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
         self.directory = Path(directory)
+        self.location = str(self.directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._limits = _connect(self.directory / "limits.sqlite", _LIMITS_SCHEMA)
-        self._ledger = _connect(self.directory / "ledger.sqlite", _LEDGER_SCHEMA)
+        patience = Patience(timeout_s, sleep)
+        self._limits = _connect(self.directory / "limits.sqlite", _LIMITS_SCHEMA, timeout_s)
+        try:
+            self._ledger = _connect(self.directory / "ledger.sqlite", LEDGER_SCHEMA, timeout_s)
+            migrate(self._ledger)
+            _ready(self._limits, ("limiter", "breaker"))
+            _ready(self._ledger, ("claim",))
+        except BaseException:
+            self._limits.close()
+            raise
         # One cursor per store, reused: `Connection.execute` makes a new cursor object for every
         # statement, and a call runs four of them; the stores never interleave two statements.
-        self.limiter = SqliteLimiterStore(self._limits.cursor(), now)
-        self.breaker = SqliteBreakerStore(self._limits.cursor(), now)
-        self.ledger = SqliteLedgerStore(self._ledger.cursor())
-        self.batches = SqliteBatchStore(self._ledger)
+        self.limiter = SqliteLimiterStore(self._limits.cursor(), now, patience)
+        self.breaker = SqliteBreakerStore(self._limits.cursor(), now, patience)
+        self.claims = SqliteClaimStore(self._ledger.cursor(), now, patience)
+        self.ledger = SqliteLedgerStore(self._ledger.cursor(), patience)
+        self.batches = SqliteBatchStore(self._ledger, patience)
+
+    async def verify(self) -> None:
+        """Nothing to do: opening the files already proved they can be read and written."""
 
     async def aclose(self) -> None:
-        self.ledger.commit()
-        self._limits.close()
-        self._ledger.close()
+        try:
+            await self.ledger.flush()
+        finally:
+            self._limits.close()
+            self._ledger.close()
