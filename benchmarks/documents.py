@@ -6,7 +6,7 @@ document is as long as asked and every request is distinct. The requests are the
 extraction requests (the step's template, fences and JSON schema) with the short instructions the
 extraction step had when the scenarios were defined (issue 8): since issue 17 the step's own
 instructions are a ~4,400-token cached prefix, which would turn scenario 2's token-bound workload
-into a request-bound one and make its figures incomparable with earlier runs. Scenario 7 measures
+into a request-bound one and make its figures incomparable with earlier runs. Scenario 8 measures
 prompt caching with a prefix of its own.
 """
 

@@ -1,9 +1,10 @@
 """Running the pipeline's call stack over a list of requests.
 
-`run_stack` is exactly what an asset does (`open_client` + `Runner.map`), timed from the first
-request to the last answer. The scenarios read the other side from the simulator's own counters
-(`SimulatorControl.stats()`), which are the ground truth: what was attempted, admitted,
-rate-limited, and paid for twice.
+`run_stack` is exactly what an asset does (`open_client` + `Runner.map`, the runner following the
+client's in-flight bound), timed from the first request to the last answer; `meanwhile`, when
+given, runs beside it (a limit change mid-run). The scenarios read the other side from the
+simulator's own counters (`SimulatorControl.stats()`), which are the ground truth: what was
+attempted, admitted, rate-limited, and paid for twice.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from benchmarks.documents import MODEL
@@ -30,13 +31,17 @@ class StackRun:
     retries: Counter[str]
     shared_pauses: int
     errors: Counter[str]
+    #: `time.perf_counter()` when the first request was sent.
+    started: float = 0.0
 
     @property
     def lost(self) -> int:
         return self.documents - self.ok
 
 
-async def _run(settings: ClaudeSettings, requests: Sequence[Request]) -> StackRun:
+async def _run(
+    settings: ClaudeSettings, requests: Sequence[Request], meanwhile: Callable[[], Awaitable[None]] | None
+) -> StackRun:
     retries: Counter[str] = Counter()
     pauses: set[float] = set()
     errors: Counter[str] = Counter()
@@ -49,18 +54,27 @@ async def _run(settings: ClaudeSettings, requests: Sequence[Request]) -> StackRu
 
     ok = 0
     async with open_client(settings, on_event=on_event) as client:
+        runner = Runner(client.max_in_flight, in_flight=client.in_flight)
         started = time.perf_counter()
-        async for result in Runner(settings.max_concurrency).map(client.call, requests, ordered=False):
+        beside = asyncio.create_task(meanwhile()) if meanwhile is not None else None
+        async for result in runner.map(client.call, requests, ordered=False):
             ok += result.ok
             if not result.ok:
                 errors[result.record.error_type or "?"] += 1
         wall = time.perf_counter() - started
-    return StackRun(wall, len(requests), ok, retries, len(pauses), errors)
+        if beside is not None:
+            beside.cancel()
+    return StackRun(wall, len(requests), ok, retries, len(pauses), errors, started)
 
 
-def run_stack(settings: ClaudeSettings, requests: Sequence[Request]) -> StackRun:
-    """The stack over `requests` with `settings.max_concurrency` in flight, on a fresh event loop."""
-    return asyncio.run(_run(settings, requests))
+def run_stack(
+    settings: ClaudeSettings,
+    requests: Sequence[Request],
+    meanwhile: Callable[[], Awaitable[None]] | None = None,
+) -> StackRun:
+    """The stack over `requests` as a step runs it (at most `settings.max_concurrency` in flight, when
+    set), on a fresh event loop."""
+    return asyncio.run(_run(settings, requests, meanwhile))
 
 
 def unlimited_settings(base_url: str, max_concurrency: int, state: str | None) -> ClaudeSettings:

@@ -1,4 +1,4 @@
-"""Scenario 7 (issue 17): prompt caching on a token-bound account.
+"""Scenario 8 (issue 17): prompt caching on a token-bound account.
 
 1,000 classification requests, each a ~3,000-token shared prefix (the JSON schema and the
 classification guide up to its seventh worked example) and a ~2,000-character (~500-token)
@@ -122,9 +122,9 @@ def _row(label: str, run: StackRun, server: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_caching(n: int = DOCUMENTS) -> ScenarioResult:
-    """Scenario 7: the same documents with and without the cache breakpoint, at the same limits."""
+    """Scenario 8: the same documents with and without the cache breakpoint, at the same limits."""
     started = time.perf_counter()
-    log(f"[7] prompt caching, token-bound: {n} documents, with and without the breakpoint")
+    log(f"[8] prompt caching, token-bound: {n} documents, with and without the breakpoint")
     rows = []
     for label, cached in (("cached prefix", True), ("no cache breakpoint", False)):
         run, server = _measure(n, cached=cached)
@@ -133,7 +133,7 @@ def run_caching(n: int = DOCUMENTS) -> ScenarioResult:
     speed = with_cache["documents_per_min"] / without["documents_per_min"]
     cost_ratio = with_cache["cost_per_document_usd"] / without["cost_per_document_usd"]
     result = ScenarioResult(
-        key="7",
+        key="8",
         title="Prompt caching, token-bound: ~3,000-token shared prefix, ~500-token documents",
         config={
             "documents": n,

@@ -21,9 +21,12 @@ __all__ = [
     "DATA_DIR_ENV",
     "REDIS_SCHEMES",
     "SettingError",
+    "fraction",
     "integer",
     "labels",
     "number",
+    "positive_integer",
+    "positive_number",
     "resolve_data_dir",
     "resolve_spool_dir",
     "resolve_state",
@@ -57,6 +60,29 @@ def number(raw: str) -> float:
         return float(raw)
     except ValueError:
         raise ValueError("is not a number") from None
+
+
+def positive_number(raw: str) -> float:
+    """A limit, a cap or a duration: a number above 0."""
+    value = number(raw)
+    if not value > 0:
+        raise ValueError("must be a number > 0")
+    return value
+
+
+def positive_integer(raw: str) -> int:
+    value = integer(raw)
+    if value < 1:
+        raise ValueError("must be an integer >= 1")
+    return value
+
+
+def fraction(raw: str) -> float:
+    """A share of something: above 0, at most 1."""
+    value = number(raw)
+    if not 0 < value <= 1:
+        raise ValueError("must be a fraction in (0, 1], e.g. 0.5 for half")
+    return value
 
 
 def word(raw: str) -> str:

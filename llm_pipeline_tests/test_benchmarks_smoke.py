@@ -14,6 +14,7 @@ from benchmarks.harness import ScenarioResult
 from benchmarks.scenario_baselines import run_baselines
 from benchmarks.scenario_caching import run_caching
 from benchmarks.scenario_latency import run_latency
+from benchmarks.scenario_limits import run_limits
 from benchmarks.scenario_memory import run_memory
 from benchmarks.scenario_overhead import run_overhead
 from benchmarks.scenario_rate import run_rate, run_tokens
@@ -101,6 +102,14 @@ def test_baselines_tiny(rate_tiny: ScenarioResult, tokens_tiny: ScenarioResult) 
     assert sequential["documents"] == 12, "the sample is projected to every document"
     assert all(row["documents"] == 12 for row in (gathered, service, service_tokens))
     assert ours_tokens["client"] == "llm_pipeline (scenario 2)"
+
+
+@pytest.mark.slow
+def test_limits_not_configured_tiny() -> None:
+    result = run_limits(12)
+    measured(result)
+    assert len(result.rows) == 4
+    assert all(row["lost"] == 0 and row["duplicate_paid_calls"] == 0 for row in result.rows)
 
 
 def test_cli_writes_json_and_markdown(tmp_path, capsys) -> None:

@@ -111,7 +111,7 @@ def test_the_user_code_deployment_serves_the_projects_definitions() -> None:
 
 
 def test_the_values_env_configures_the_resources_as_intended(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pod's env, read by the real resources: shared Redis state, the account's limits, S3."""
+    """The pod's env, read by the real resources: shared Redis state, a share of the learned limits, S3."""
     env = {e["name"]: e["value"] for e in _deployment()["env"]}
     for item in _deployment()["env"]:
         _k8s_model("V1EnvVar", item)
@@ -125,9 +125,8 @@ def test_the_values_env_configures_the_resources_as_intended(monkeypatch: pytest
     warehouse = ParquetIOManager().path_for(dg.AssetKey("classifications"), "2026-11-20")
     assert resources.claude.backend_name == "anthropic"
     assert settings.state == env["LLM_PIPELINE_STATE"]
-    assert (settings.rpm, settings.itpm, settings.otpm) == tuple(
-        float(env[f"LLM_PIPELINE_{name}"]) for name in ("RPM", "ITPM", "OTPM")
-    )
+    assert (settings.rpm, settings.itpm, settings.otpm) == (None, None, None), "learned, not typed in"
+    assert settings.limit_share == float(env["LLM_PIPELINE_LIMIT_SHARE"])
     assert settings.max_concurrency == int(env["LLM_PIPELINE_MAX_CONCURRENCY"])
     assert str(data_dir) == env["LLM_PIPELINE_DATA_DIR"] == "s3://llm-pipeline-data/pipeline"
     assert str(warehouse) == f"{env['LLM_PIPELINE_DATA_DIR']}/warehouse/classifications/2026-11-20.parquet"

@@ -4,8 +4,10 @@
     _call              ledger lookup (a hit costs nothing), fallback selection, one CallRecord
     _claimed           claim the request (or wait for another run's answer to it), then:
     _call_with_retry   RetryPolicy around attempts; a 429 pauses the shared limiter instead
-    _call_once         breaker.check → limiter.reserve → breaker.admit → SDK with a timeout →
-                       ledger.keep → usage + headers → limiter.settle/observe → breaker.record
+    Attempt            one attempt (`attempt.py`): breaker, limiter and learner around one exchange
+
+Each model has a `Limiter` (the pace) and a `LimitLearner` (what the API's headers say the pace
+should be); `in_flight()` is the fan-out they allow (`pacing.py`).
 
 `prefetch` is batch mode's first half (`batches.py`): it fills the ledger through the Message
 Batches API, and `call` then reports each answer it collected as one batch call (`batch=True`, at
@@ -33,11 +35,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 
 import anthropic
-from anthropic import AsyncAPIResponse
 from anthropic.types import Message
 
+from llm_pipeline.claude.attempt import Attempt
 from llm_pipeline.claude.batches import BatchAnswer, BatchPrefetcher, BatchReport
-from llm_pipeline.claude.breaker import PROBE_LEASE_S, Breaker, Pass
+from llm_pipeline.claude.breaker import Breaker
 from llm_pipeline.claude.claims import Claims
 from llm_pipeline.claude.clock import Clock
 from llm_pipeline.claude.drain import Drain, InFlight
@@ -46,20 +48,20 @@ from llm_pipeline.claude.errors import (
     CircuitOpen,
     LLMError,
     ModelNotFound,
-    RateLimited,
     StateStoreError,
 )
 from llm_pipeline.claude.ledger import Ledger, LedgerHit
-from llm_pipeline.claude.limiter import Limiter, Reservation, estimate_input_tokens
+from llm_pipeline.claude.limit_learning import LimitLearner
+from llm_pipeline.claude.limiter import Limiter
 from llm_pipeline.claude.metrics import RecordSink
 from llm_pipeline.claude.outcome import Tally, cached_result, finished_result
+from llm_pipeline.claude.pacing import Pacing
 from llm_pipeline.claude.retry import RetryPolicy
-from llm_pipeline.claude.sdk_errors import map_sdk_errors
 from llm_pipeline.claude.settings import ClaudeSettings
 from llm_pipeline.claude.spool import Spool
 from llm_pipeline.claude.state.base import StateBackend
 from llm_pipeline.claude.state_errors import map_state_errors
-from llm_pipeline.claude.transport import rate_limit_headers, read_message
+from llm_pipeline.claude.token_estimate import estimate_input_tokens
 from llm_pipeline.claude.types import CallResult, Request
 
 __all__ = ["Client", "EventSink"]
@@ -105,42 +107,41 @@ class Client:
         self._retry = retry
         self._on_record = on_record
         self._on_event = on_event
-        self._limiters: dict[str, Limiter] = {}
-        self._breakers: dict[str, Breaker] = {}
+        self._pacing = Pacing(settings, state, clock=clock, on_event=on_event)
+        self._attempt = Attempt(
+            settings,
+            sdk=sdk,
+            breakers=state.breaker,
+            location=state.location,
+            ledger=self.ledger,
+            pacing=self._pacing,
+            drain=self.drain,
+            in_flight=self._in_flight,
+            clock=clock,
+            on_event=on_event,
+        )
         #: Ledger keys of answers this client's batches collected and no call has reported yet.
         self._batch_answers: dict[str, BatchAnswer] = {}
 
     def limiter_for(self, model: str) -> Limiter:
         """Each model has its own limits (ANTHROPIC_FACTS §2), so its own limiter."""
-        if model not in self._limiters:
-            s = self.settings
-            self._limiters[model] = Limiter(
-                model,
-                self._state.limiter,
-                rpm=s.rpm,
-                itpm=s.itpm,
-                otpm=s.otpm,
-                burst_seconds=s.burst_seconds,
-                clock=self._clock,
-                namespace=s.endpoint,
-            )
-        return self._limiters[model]
+        return self._pacing.limiter(model)
+
+    def learner_for(self, model: str) -> LimitLearner:
+        """What tunes `limiter_for(model)` to the limits the API's headers report."""
+        return self._pacing.learner(model)
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most calls this client will want in flight at once (size a `Runner` with it)."""
+        return self._pacing.max_in_flight
+
+    def in_flight(self) -> int:
+        """How many calls to have in flight now (`Runner(..., in_flight=client.in_flight)`)."""
+        return self._pacing.in_flight()
 
     def breaker_for(self, model: str) -> Breaker:
-        if model not in self._breakers:
-            s = self.settings
-            self._breakers[model] = Breaker(
-                model,
-                self._state.breaker,
-                threshold=s.breaker_threshold,
-                window_s=s.breaker_window_s,
-                open_s=s.breaker_open_s,
-                probe_ttl_s=PROBE_LEASE_S,
-                on_event=self._on_event,
-                namespace=s.endpoint,
-                clock=self._clock,
-            )
-        return self._breakers[model]
+        return self._attempt.breaker(model)
 
     async def call(self, request: Request) -> CallResult:
         """Answer one request: from the ledger, the primary model, or the fallback."""
@@ -208,92 +209,15 @@ class Client:
         # A plain function handing back the retry coroutine, and a `partial` rather than a lambda:
         # both live for the whole call, and at 200 calls in flight every object held across the
         # HTTP exchange feeds the garbage collector (a closure over five names is seven objects).
-        limiter = self.limiter_for(request.model)
-        attempt = partial(self._call_once, request, key, estimate_input_tokens(request.params), tally, wait)
+        learner = self.learner_for(request.model)
+        attempt = partial(self._attempt, request, key, estimate_input_tokens(request.params), tally, wait)
         return self._retry.call(
             attempt,
             key=request.key,
             model=request.model,
-            cool_down=limiter.cool_down,
-            shared=limiter.shares_429,
+            cool_down=learner.cool_down,
+            shared=learner.shares_429,
         )
-
-    async def _call_once(
-        self, request: Request, key: str, estimate: int, tally: Tally, wait: bool
-    ) -> Message:
-        if self.drain.requested:
-            raise Aborted(f"the run is stopping ({self.drain.reason}); this request was not sent")
-        limiter, breaker = self.limiter_for(request.model), self.breaker_for(request.model)
-        with map_state_errors(self._location):
-            checked = await breaker.check(wait=wait)
-            reservation = await limiter.reserve(estimate, request.max_tokens)
-            try:
-                granted = await breaker.admit(None if reservation.queued else checked, wait=wait)
-            except CircuitOpen:
-                await limiter.release(reservation)
-                raise
-        tally.attempts += 1
-        task = asyncio.current_task()
-        self._in_flight.sending(task, True)  # from here a drain lets the call finish
-        keeper = breaker.keep_probe(granted, self._location)
-        try:
-            message, body, raw = await self._send(request, limiter, breaker, reservation, granted, tally)
-            # First: a crash from here on cannot cost a second payment.
-            await self.ledger.keep(request, message, entry_key=key, message_json=body)
-        finally:
-            if keeper is not None:
-                keeper.cancel()
-            self._in_flight.sending(task, False)
-        usage = message.usage
-        with map_state_errors(self._location):
-            await limiter.settle(
-                reservation,
-                usage.input_tokens + (usage.cache_creation_input_tokens or 0),
-                usage.output_tokens,
-            )
-            await limiter.observe(rate_limit_headers(raw.http_response.headers))
-            await breaker.record(granted, None)
-        return message
-
-    async def _send(
-        self,
-        request: Request,
-        limiter: Limiter,
-        breaker: Breaker,
-        reservation: Reservation,
-        granted: Pass,
-        tally: Tally,
-    ) -> tuple[Message, str, AsyncAPIResponse[Message]]:
-        """The HTTP exchange of one attempt; on failure the limiter and breaker hear how it ended."""
-        timeout_s = self.settings.timeout_s
-        started = self._clock.now()
-        try:
-            with map_sdk_errors(self._clock.wall, timeout_s=timeout_s, model=request.model):
-                async with asyncio.timeout(timeout_s):
-                    raw = await self._sdk.messages.with_raw_response.create(
-                        **request.params, timeout=timeout_s
-                    )
-                    message, body = await read_message(raw)
-        except LLMError as exc:
-            tally.latency_s, tally.request_id = self._clock.now() - started, exc.request_id
-            tally.rate_limited += isinstance(exc, RateLimited)
-            with map_state_errors(self._location):
-                if isinstance(exc, RateLimited) and exc.reports_limits:
-                    # The server's rate limiter says which buckets are empty: that is the news to
-                    # act on, and the booking stays (giving it back refills what the server calls empty).
-                    await limiter.observe(exc.limits)
-                elif exc.status_code is not None and exc.status_code >= 400:
-                    await limiter.release(reservation)  # turned away: nothing was counted
-                await breaker.record(granted, exc)
-            if self.drain.requested:  # no retry: the run is stopping
-                raise Aborted(f"the run is stopping ({self.drain.reason}); last attempt: {exc}") from exc
-            raise
-        except asyncio.CancelledError:
-            with contextlib.suppress(StateStoreError), map_state_errors(self._location):
-                await breaker.release(granted)
-            raise
-        tally.latency_s, tally.request_id = self._clock.now() - started, message._request_id
-        return message, body, raw
 
     def _cached(self, request: Request, hit: LedgerHit, batch: BatchAnswer | None = None) -> CallResult:
         return self._emit(cached_result(request, hit, batch))
@@ -330,6 +254,8 @@ class Client:
         fallback: bool = False,
     ) -> CallResult:
         elapsed_s = self._clock.now() - began
+        if tally.attempts:
+            self._pacing.record(elapsed_s - tally.limiter_wait_s, message.usage if message else None)
         return self._emit(
             finished_result(request, tally, elapsed_s, message=message, error=error, fallback=fallback)
         )
@@ -343,11 +269,10 @@ class Client:
         """Hand the limiters' held give-backs to the shared state, give back any claims still held."""
         await self._claims.aclose()
         with contextlib.suppress(StateStoreError), map_state_errors(self._location):
-            for limiter in self._limiters.values():
-                await limiter.flush()
+            await self._pacing.flush()
 
     def __repr__(self) -> str:
         return (
             f"<Client model={self.settings.model!r} fallback={self.settings.fallback_model!r} "
-            f"state={self._state.kind} limiters={list(self._limiters)}>"
+            f"state={self._state.kind} limiters={list(self._pacing.limiters)}>"
         )

@@ -29,6 +29,8 @@ class Tally:
     rate_limited: int = 0
     latency_s: float = 0.0
     request_id: str | None = None
+    #: Seconds spent waiting for the limiter (not holding a call in flight).
+    limiter_wait_s: float = 0.0
 
 
 def cached_result(request: Request, hit: LedgerHit, batch: BatchAnswer | None = None) -> CallResult:

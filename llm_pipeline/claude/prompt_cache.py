@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llm_pipeline.claude.limiter import estimate_input_tokens
+from llm_pipeline.claude.token_estimate import estimate_input_tokens
 
 __all__ = ["CachePrefix", "PrefixWarmth", "WarmUp", "cache_prefix"]
 

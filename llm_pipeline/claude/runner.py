@@ -8,6 +8,11 @@ hold back at most W items instead of letting the reorder buffer grow without bou
 `ordered=False` results come out as completed and the window bounds what an idle consumer
 leaves queued.
 
+With `in_flight` (a callable, e.g. `Client.in_flight`), at most `in_flight()` of the N workers run
+an item at once: it is read again whenever an item finishes, and every `in_flight_poll_s` while a
+worker waits, so the fan-out follows what the caller learns (one call at first contact, then as
+many as the rate limit and the latency call for). N is then the ceiling; idle workers hold no item.
+
 Per-request failures are values (`CallResult.error`) and never stop the run. An exception that
 escapes `fn` (a bug, or a deliberate systemic abort such as a bad API key) stops the run and
 propagates from `map`. Without a `Drain` the in-flight work is cancelled at once; with one (the
@@ -22,6 +27,7 @@ item is pulled any more, results of calls in flight keep coming until they are a
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -91,6 +97,56 @@ class _Source(Generic[T]):
         return index, item  # type: ignore[return-value]
 
 
+class _Gate:
+    """Lets at most `target()` holders through at once, in arrival order; `target` is re-read on
+    every `leave` and every `poll_s` while anyone waits (it may change at any time)."""
+
+    def __init__(self, target: Callable[[], int], clock: Clock, poll_s: float) -> None:
+        self._target, self._clock, self._poll_s = target, clock, poll_s
+        self._active = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._ticker: asyncio.Task[None] | None = None
+
+    async def enter(self) -> None:
+        if not self._waiters and self._active < max(1, self._target()):
+            self._active += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.create_task(self._tick())
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.leave()  # admitted as it was cancelled: pass the place on
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
+
+    def leave(self) -> None:
+        self._active -= 1
+        self._admit()
+
+    def _admit(self) -> None:
+        room = max(1, self._target()) - self._active
+        while room > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                self._active += 1
+                room -= 1
+
+    async def _tick(self) -> None:
+        while self._waiters:
+            await self._clock.sleep(self._poll_s)
+            self._admit()
+
+    def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+
+
 class Runner:
     """Bounded-concurrency fan-out; reusable, holds no asyncio objects between runs."""
 
@@ -102,6 +158,8 @@ class Runner:
         progress_every_s: float = 5.0,
         window: int | None = None,
         clock: Clock | None = None,
+        in_flight: Callable[[], int] | None = None,
+        in_flight_poll_s: float = 0.1,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
@@ -112,6 +170,8 @@ class Runner:
         self._on_progress = on_progress
         self._every = progress_every_s
         self._clock = clock or SystemClock()
+        self._in_flight = in_flight
+        self._in_flight_poll_s = in_flight_poll_s
 
     async def map(
         self,
@@ -128,6 +188,7 @@ class Runner:
         source: _Source[T] = _Source(items)
         slots = asyncio.Semaphore(self.window)
         results: asyncio.Queue[Any] = asyncio.Queue()
+        gate = _Gate(self._in_flight, self._clock, self._in_flight_poll_s) if self._in_flight else None
 
         def stopping() -> bool:
             return drain is not None and drain.requested
@@ -136,12 +197,21 @@ class Runner:
             try:
                 while not stopping():
                     await slots.acquire()
+                    if gate is not None:
+                        await gate.enter()
                     pulled = None if stopping() else await source.next()
                     if pulled is None:
                         slots.release()
+                        if gate is not None:
+                            gate.leave()
                         break
                     index, item = pulled
-                    results.put_nowait((index, await fn(item)))
+                    try:
+                        result = await fn(item)
+                    finally:
+                        if gate is not None:
+                            gate.leave()
+                    results.put_nowait((index, result))
             except Exception as exc:  # noqa: BLE001 - the one boundary: the consumer cancels the rest, re-raises
                 results.put_nowait(_Failed(exc))
             else:
@@ -202,6 +272,8 @@ class Runner:
         finally:
             if unsubscribe is not None:
                 unsubscribe()
+            if gate is not None:
+                gate.close()
             for task in [*workers, *([timer] if timer is not None else [])]:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -11,9 +11,11 @@ expired requests go back in a new batch (`batch_retry="batch"`, up to `batch_ret
 are left to the ordinary real-time flow (`"realtime"`). Splitting follows the API's limits
 (ANTHROPIC_FACTS §3: 100,000 requests or 256 MB per batch), with a margin on the size.
 
-Rate defaults are the legacy Tier-1 Haiku limits (ANTHROPIC_FACTS §2: 50 RPM, 50,000 input and
-10,000 output tokens per minute): a floor every paying account clears, so the defaults are slow
-but never wrong. Set the account's real limits for real throughput.
+Rate limits are learned from the API's `anthropic-ratelimit-*` headers (`limit_learning.py`);
+`rpm`, `itpm`, `otpm` and `burst_seconds`, when set, cap what is learned (the only limits when a
+server sends no headers; without either, the conservative defaults of `limits.py` apply), and
+`limit_share` is the fraction of the learned limits this deployment may use. `max_concurrency`,
+when set, caps the in-flight bound the client sizes from the limits and the latency (`in_flight.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
+
+from llm_pipeline.claude.in_flight import AUTO_MAX_IN_FLIGHT
+from llm_pipeline.claude.limits import Caps
 
 __all__ = ["ClaudeSettings"]
 
@@ -46,18 +51,18 @@ class ClaudeSettings:
     #: Used only while the primary model's breaker is open.
     fallback_model: str | None = None
 
-    #: The account's limits per model: requests, input tokens and output tokens per minute.
-    rpm: float = 50.0
-    itpm: float = 50_000.0
-    otpm: float = 10_000.0
-    #: Seconds of each rate the bucket may hold (capacity = rate x burst). Anthropic refills its
-    #: buckets continuously up to the per-minute limit but warns that bursts may be enforced at a
-    #: finer grain, so the default is half a minute; it must still hold the largest `max_tokens`
-    #: (10,000 OTPM x 29 s after the margin = 4,833 output tokens).
-    burst_seconds: float = 30.0
+    #: Caps on the learned limits per model: requests, input tokens and output tokens per minute
+    #: (None: no cap). A server that sends no rate-limit headers is paced at these, else at defaults.
+    rpm: float | None = None
+    itpm: float | None = None
+    otpm: float | None = None
+    #: Cap on the learned bucket depth, in seconds of each rate (None: as learned; 30 s without headers).
+    burst_seconds: float | None = None
+    #: Fraction of the learned limits this deployment may use (the rest is left to other applications).
+    limit_share: float = 1.0
 
-    #: Calls in flight per process (the runner's worker count).
-    max_concurrency: int = 32
+    #: Cap on the calls in flight per process (None: sized from the limits and latency, at most 256).
+    max_concurrency: int | None = None
     #: Per-attempt timeout, seconds (the SDK's default is 10 minutes: far too long for a batch).
     timeout_s: float = 120.0
 
@@ -108,16 +113,29 @@ class ClaudeSettings:
     drain_s: float = 30.0
 
     @property
+    def caps(self) -> Caps:
+        return Caps((self.rpm, self.itpm, self.otpm), self.burst_seconds, self.limit_share)
+
+    @property
+    def in_flight_ceiling(self) -> int:
+        """The most calls in flight per process: the configured cap, else the automatic bound's."""
+        return self.max_concurrency if self.max_concurrency is not None else AUTO_MAX_IN_FLIGHT
+
+    @property
     def endpoint(self) -> str:
         """The API host; limiter, breaker and ledger state is kept apart per endpoint."""
         return (urlsplit(self.base_url).hostname if self.base_url else None) or "api.anthropic.com"
 
     def __post_init__(self) -> None:
+        for name in ("rpm", "itpm", "otpm", "burst_seconds"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"ClaudeSettings.{name} must be > 0 (or None), got {value!r}")
+        if not 0 < self.limit_share <= 1:
+            raise ValueError(f"ClaudeSettings.limit_share must be in (0, 1], got {self.limit_share!r}")
+        if self.max_concurrency is not None and self.max_concurrency < 1:
+            raise ValueError(f"ClaudeSettings.max_concurrency must be >= 1, got {self.max_concurrency!r}")
         for name in (
-            "rpm",
-            "itpm",
-            "otpm",
-            "burst_seconds",
             "timeout_s",
             "backoff_base_s",
             "backoff_cap_s",
@@ -129,7 +147,6 @@ class ClaudeSettings:
             if not getattr(self, name) > 0:
                 raise ValueError(f"ClaudeSettings.{name} must be > 0, got {getattr(self, name)!r}")
         for name in (
-            "max_concurrency",
             "max_attempts",
             "breaker_threshold",
             "batch_max_requests",

@@ -6,7 +6,7 @@ there. So everything is created here, when the `async with` is entered on the lo
 use it, and closed (SDK HTTP pool, SQLite files, Redis pool) when it exits, errors included.
 
     async with open_client(settings, on_record=records.append, on_event=log) as client:
-        runner = Runner(settings.max_concurrency, on_progress=log_progress)
+        runner = Runner(client.max_in_flight, in_flight=client.in_flight, on_progress=log_progress)
         async for result in runner.map(client.call, requests, ordered=False, drain=client.drain):
             ...
 

@@ -8,7 +8,7 @@ aiohttp made 1,067 calls/s with SQLite state (0.93 ms) and 1,158 in memory: the 
 most of the cost of a call.
 
 The SDK's own retries are off (`max_retries=0`): every attempt must pass our limiter, breaker and
-metrics. The connection pool is sized above `max_concurrency`, so the pool never becomes a
+metrics. The connection pool is sized above the in-flight ceiling, so the pool never becomes a
 hidden second queue in front of the limiter. The API key is passed explicitly, so the SDK never
 falls back to reading credentials from the environment or a profile on disk.
 
@@ -40,7 +40,7 @@ _RATE_LIMIT_PREFIX = b"anthropic-ratelimit-"
 
 def build_sdk_client(settings: ClaudeSettings) -> anthropic.AsyncAnthropic:
     """A fresh `AsyncAnthropic` for this event loop; the caller closes it (`await client.close()`)."""
-    connections = max(64, 2 * settings.max_concurrency)
+    connections = max(64, 2 * settings.in_flight_ceiling)
     limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
     timeout = httpx2.Timeout(settings.timeout_s, connect=min(CONNECT_TIMEOUT_S, settings.timeout_s))
     http_client_cls = DefaultAioHttpClient if settings.transport == "aiohttp" else DefaultAsyncHttpxClient

@@ -6,7 +6,9 @@ call stack inside the step's running event loop (asyncio objects bound to anothe
 Dagster pitfall), closing it when the step ends. It holds no retry or limiter logic of its own.
 
 With the simulator the code path is the one a real key takes: the same SDK, client, limiter and
-ledger; only the base URL differs.
+ledger; only the base URL differs. The embedded simulator enforces `SIMULATOR_LIMITS` (or the
+configured caps) and sends the API's rate-limit headers, so the client learns its limits there as
+it would from the API: nothing about the limits needs configuring.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from llm_pipeline.claude import ClaudeSettings
+from llm_pipeline.claude.limits import DEFAULT_BURST_S
 from llm_pipeline.claude.state import redact
 from llm_pipeline.pipeline.session import StepSession, open_session
 from llm_pipeline.settings import (
     SettingError,
-    integer,
+    fraction,
     number,
+    positive_integer,
+    positive_number,
     resolve_spool_dir,
     resolve_state,
     setting,
@@ -36,7 +41,8 @@ from llm_pipeline.simulator import Latency, Limits, Simulator, SimulatorConfig
 __all__ = ["DEFAULT_MODEL", "SIMULATOR_LIMITS", "ClaudeResource"]
 
 DEFAULT_MODEL = "claude-haiku-5-5"
-#: Limits of the embedded simulator (Tier-4-like Haiku): the demo is rate-bound, but not slow.
+#: Limits the embedded simulator enforces and reports (Tier-4-like Haiku): the demo is rate-bound,
+#: but not slow. Configured caps replace them, so the simulator stands for an account at the caps.
 SIMULATOR_LIMITS = {"rpm": 4_000, "itpm": 4_000_000, "otpm": 800_000}
 #: The key the client sends to the embedded simulator; it is not a secret and bills nothing.
 _SIMULATOR_KEY = "sk-simulator"
@@ -46,11 +52,12 @@ _BACKENDS = ("anthropic", "simulator")
 _FROM_ENV: Mapping[str, Callable[[str], Any]] = {
     "model": str,
     "fallback_model": str,
-    "rpm": integer,
-    "itpm": integer,
-    "otpm": integer,
-    "burst_seconds": number,
-    "max_concurrency": integer,
+    "rpm": positive_number,
+    "itpm": positive_number,
+    "otpm": positive_number,
+    "burst_seconds": positive_number,
+    "limit_share": fraction,
+    "max_concurrency": positive_integer,
     "mode": word,
     "batch_retry": word,
     "batch_poll_s": number,
@@ -79,16 +86,31 @@ class ClaudeResource(dg.ConfigurableResource):
     fallback_model: str | None = Field(
         default=None, description="Used while the primary's breaker is open; env LLM_PIPELINE_FALLBACK_MODEL."
     )
-    rpm: int | None = Field(default=None, description="Requests per minute; env LLM_PIPELINE_RPM.")
-    itpm: int | None = Field(default=None, description="Input tokens per minute; env LLM_PIPELINE_ITPM.")
-    otpm: int | None = Field(default=None, description="Output tokens per minute; env LLM_PIPELINE_OTPM.")
+    rpm: float | None = Field(
+        default=None,
+        description="Cap on the requests per minute learned from the API's headers (the limit itself when "
+        "a server sends none); env LLM_PIPELINE_RPM; default: no cap.",
+    )
+    itpm: float | None = Field(
+        default=None, description="Cap on the learned input tokens per minute; env LLM_PIPELINE_ITPM."
+    )
+    otpm: float | None = Field(
+        default=None, description="Cap on the learned output tokens per minute; env LLM_PIPELINE_OTPM."
+    )
     burst_seconds: float | None = Field(
         default=None,
-        description="Seconds of each rate the limiter's buckets hold (the burst allowed after a quiet "
-        "spell); env LLM_PIPELINE_BURST_SECONDS; default 30.",
+        description="Cap on the learned bucket depth, in seconds of each rate (the burst allowed after a "
+        "quiet spell); env LLM_PIPELINE_BURST_SECONDS; default: as learned, 30 without headers.",
+    )
+    limit_share: float | None = Field(
+        default=None,
+        description="Fraction (0, 1] of the learned limits this deployment may use; env "
+        "LLM_PIPELINE_LIMIT_SHARE; default 1.0.",
     )
     max_concurrency: int | None = Field(
-        default=None, description="Calls in flight per process; env LLM_PIPELINE_MAX_CONCURRENCY; default 32."
+        default=None,
+        description="Cap on the calls in flight per process, otherwise sized from the learned limits and "
+        "the latency (at most 256); env LLM_PIPELINE_MAX_CONCURRENCY.",
     )
     state: str | None = Field(
         default=None,
@@ -160,9 +182,8 @@ class ClaudeResource(dg.ConfigurableResource):
         self._backend, self._settings = backend, settings
         context.log.info(
             f"Claude backend={backend} model={settings.model} fallback={settings.fallback_model} "
-            f"limits rpm={settings.rpm:g} itpm={settings.itpm:g} otpm={settings.otpm:g} "
-            f"concurrency={settings.max_concurrency} state={redact(settings.state or 'memory')} "
-            f"mode={settings.mode}"
+            f"rate limits: learned from the API's headers, {_caps_text(settings)}; calls in flight: "
+            f"{_concurrency_text(settings)}; state={redact(settings.state or 'memory')} mode={settings.mode}"
         )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -207,7 +228,6 @@ class ClaudeResource(dg.ConfigurableResource):
                 "LLM_PIPELINE_BACKEND=anthropic but ANTHROPIC_API_KEY is not set: export the key, or use "
                 "LLM_PIPELINE_BACKEND=simulator to run on the embedded simulator."
             )
-        defaults: Mapping[str, Any] = SIMULATOR_LIMITS if backend == "simulator" else {}
         fields: dict[str, Any] = {
             "api_key": api_key,
             "base_url": setting(self.base_url, "ANTHROPIC_BASE_URL", str, None)
@@ -218,7 +238,10 @@ class ClaudeResource(dg.ConfigurableResource):
             "refresh": self.refresh,
         }
         for name, parse in _FROM_ENV.items():
-            value = setting(getattr(self, name), f"LLM_PIPELINE_{name.upper()}", parse, defaults.get(name))
+            configured = getattr(self, name)
+            if isinstance(configured, int | float):  # config values are checked like the variables
+                configured = repr(configured)
+            value = setting(configured, f"LLM_PIPELINE_{name.upper()}", parse, None)
             if value is not None:
                 fields[name] = value
         if self.timeout_s is not None:
@@ -226,11 +249,28 @@ class ClaudeResource(dg.ConfigurableResource):
         return backend, ClaudeSettings(**fields)
 
     def _simulator_config(self, settings: ClaudeSettings) -> SimulatorConfig:
-        """The embedded simulator enforces the limits the client is configured with, as the API would."""
+        """The embedded simulator stands for an account at `SIMULATOR_LIMITS`, or at the caps when set."""
         median_s = self.simulator_latency_ms / 1000.0
+        limits = {name: getattr(settings, name) or default for name, default in SIMULATOR_LIMITS.items()}
         return SimulatorConfig(
-            limits=Limits(
-                rpm=settings.rpm, itpm=settings.itpm, otpm=settings.otpm, burst_seconds=settings.burst_seconds
-            ),
+            limits=Limits(**limits, burst_seconds=settings.burst_seconds or DEFAULT_BURST_S),
             latency=Latency(median_s=median_s, sigma=0.4 if median_s else 0.0),
         )
+
+
+def _caps_text(settings: ClaudeSettings) -> str:
+    caps = [
+        f"{name} <= {value:,.0f}"
+        for name, value in (("rpm", settings.rpm), ("itpm", settings.itpm), ("otpm", settings.otpm))
+        if value is not None
+    ]
+    if settings.burst_seconds is not None:
+        caps.append(f"burst <= {settings.burst_seconds:g} s")
+    text = "capped at " + ", ".join(caps) if caps else "no caps"
+    return text + ("" if settings.limit_share == 1.0 else f", share {settings.limit_share:g} of them")
+
+
+def _concurrency_text(settings: ClaudeSettings) -> str:
+    if settings.max_concurrency is not None:
+        return f"sized from the limits and latency, at most {settings.max_concurrency} (configured)"
+    return f"sized from the limits and latency, at most {settings.in_flight_ceiling}"

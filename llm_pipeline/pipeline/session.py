@@ -7,7 +7,8 @@
         metadata = session.metadata(statuses)
 
 `open_session` opens the client (ledger, limiter, breaker, retries, SDK) on the step's running event
-loop, builds the `Runner` above it and the `StepTotals` that turn the stack's records and events
+loop, builds the `Runner` above it (as many calls in flight as the client's limits and latency call
+for: `Client.in_flight`) and the `StepTotals` that turn the stack's records and events
 into run-log lines and metadata, and closes everything when the step ends, errors included. The
 session is complete when it is handed out: nothing is attached to it later.
 
@@ -134,7 +135,8 @@ async def open_session(
                 settings, on_record=totals.on_record, on_event=totals.on_event, drain=drain
             ) as client:
                 runner = Runner(
-                    settings.max_concurrency,
+                    client.max_in_flight,
+                    in_flight=client.in_flight,
                     on_progress=totals.on_progress,
                     progress_every_s=PROGRESS_EVERY_S,
                 )

@@ -11,7 +11,7 @@ Every LLM asset moves a document the same way, so that way is written once, here
       → one row with status, error and the call columns, streamed to the partition's staging file.
 
 In batch mode the same requests are first prefetched through the Message Batches API. Memory stays
-bounded: rows stream in a batch at a time, at most `max_concurrency` calls are in flight, rows
+bounded: rows stream in a batch at a time, at most the client's in-flight bound of calls are in flight, rows
 stream out. An error every document would meet (a rejected key, an open breaker) fails the step
 instead of writing a partition of error rows, and leaves no Parquet behind.
 

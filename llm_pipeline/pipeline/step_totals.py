@@ -5,6 +5,11 @@ they become log lines and metadata. Progress goes to the run log at most every f
 done/total, rate, ETA, retries, 429s, errors and ledger hits, so a person watching a long step
 knows whether it is healthy without opening anything else.
 
+Rate limits: the limits each model is paced at, and where each came from (the API's headers, a
+configured cap, or the conservative default), go to the run log when the step first uses the
+model and whenever they change; a server without rate-limit headers, and a header value that is
+not a usable number, are warnings. The last limits in effect per model are in the metadata.
+
 Batch mode: each batch submitted, resumed and ended is logged, the waiting at most every few
 seconds, and a canceled batch as a warning. The metadata adds the batch ids and result counts, and
 prices the saving: `cost_usd` is what was billed, `cost_usd_at_list_price` what real-time calls
@@ -37,6 +42,7 @@ from llm_pipeline.claude.batch_events import (
 )
 from llm_pipeline.claude.batches import BatchReport
 from llm_pipeline.claude.breaker import BreakerEvent
+from llm_pipeline.claude.limits import BadRateLimitHeader, LimitsChanged, LimitsInEffect, NoRateLimitHeaders
 from llm_pipeline.claude.metrics import CallRecord, Summary, Tally
 from llm_pipeline.claude.pricing import BATCH_DISCOUNT
 from llm_pipeline.claude.stack import SpoolReplayed
@@ -67,6 +73,8 @@ class StepTotals:
         self._batch_cost = 0.0
         self._canceled_batches: list[str] = []
         self._last_batch_progress = float("-inf")
+        #: The limits in effect per model, as last reported by the call stack.
+        self._limits: dict[str, LimitsInEffect] = {}
 
     def merge(self, report: BatchReport) -> None:
         """Add one prefetch's batch report, and say what it did in the run log."""
@@ -95,7 +103,19 @@ class StepTotals:
         steps are progress; retries only matter when debugging."""
         if isinstance(event, BatchCanceled):
             self._canceled_batches.append(event.batch_id)
-        if isinstance(event, BreakerEvent | BatchCanceled | BatchLost | SpoolReplayed):
+        if isinstance(event, LimitsChanged | NoRateLimitHeaders):
+            self._limits[event.limits.model] = event.limits
+        if isinstance(event, LimitsChanged):
+            self._log.info(f"{self.step}: {event}")
+        elif isinstance(
+            event,
+            BreakerEvent
+            | BatchCanceled
+            | BatchLost
+            | SpoolReplayed
+            | NoRateLimitHeaders
+            | BadRateLimitHeader,
+        ):
             self._log.warning(f"{self.step}: {event}")
         elif isinstance(event, BatchProgress):
             now = time.monotonic()
@@ -144,7 +164,30 @@ class StepTotals:
             **usage_metadata(summary.by_model),
             "wall_time_s": round(wall, 2),
             "documents_per_s": round(documents / wall, 2) if wall > 0 else None,
+            **self._limits_metadata(),
             **self._batch_metadata(),
+        }
+
+    def _limits_metadata(self) -> dict[str, Any]:
+        """The limits in effect at the end, per model, with their sources; flat for the step's model."""
+        if not self._limits:
+            return {}
+        ours = self._limits.get(self.model) or next(iter(self._limits.values()))
+        flat: dict[str, Any] = {
+            f"rate_limit_{name}": rate for name, rate in zip(("rpm", "itpm", "otpm"), ours.rates, strict=True)
+        }
+        flat["rate_limit_burst_s"] = round(ours.burst_s, 2)
+        flat["rate_limit_sources"] = ", ".join(
+            f"{name} {source}"
+            for name, source in zip(
+                ("rpm", "itpm", "otpm", "burst"), (*ours.sources, ours.burst_source), strict=True
+            )
+        )
+        return {
+            "rate_limits": dg.MetadataValue.json(
+                {m: limits.as_metadata() for m, limits in self._limits.items()}
+            ),
+            **flat,
         }
 
     def _saving(self, billed: float | None) -> dict[str, Any]:

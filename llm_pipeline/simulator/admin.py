@@ -51,6 +51,8 @@ CONFIGURABLE: dict[str, Callable[[Any], Any]] = {
     "model_prompt_cache_min_tokens": lambda value: {str(m): int(n) for m, n in dict(value).items()},
     "itpm_counts_cache_reads": lambda value: tuple(str(m) for m in value),
     "bill_abandoned": bool,
+    "rate_limit_headers": bool,
+    "round_token_remaining": bool,
 }
 #: What `GET /_sim/config` shows instead of a configured key: the control routes need no auth, so
 #: anyone who can reach the port could otherwise read the key a spawned server was given.

@@ -82,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument(
         "--burst-seconds", type=float, default=60.0, help="bucket size in seconds of refill (default: 60)"
     )
+    limits.add_argument(
+        "--no-rate-limit-headers",
+        action="store_true",
+        help="send no anthropic-ratelimit-* headers (as behind a gateway that strips them)",
+    )
+    limits.add_argument(
+        "--round-token-remaining",
+        action="store_true",
+        help="round token -remaining headers to the nearest thousand, as the API does",
+    )
 
     latency = parser.add_argument_group("latency (all 0 = answer immediately)")
     latency.add_argument("--latency-median", type=float, default=0.0, help="lognormal median, seconds")
@@ -173,6 +183,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         model_prompt_cache_min_tokens=_per_model_minimums(args),
         itpm_counts_cache_reads=tuple(args.itpm_counts_cache_reads or ()),
         limits=Limits(rpm=args.rpm, itpm=args.itpm, otpm=args.otpm, burst_seconds=args.burst_seconds),
+        rate_limit_headers=not args.no_rate_limit_headers,
+        round_token_remaining=args.round_token_remaining,
         latency=Latency(args.latency_median, args.latency_sigma, args.latency_per_output_token),
         faults=Faults(
             p429=args.p429,

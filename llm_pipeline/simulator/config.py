@@ -197,6 +197,10 @@ class SimulatorConfig:
     limits: Limits = field(default_factory=Limits)
     #: Per-model overrides of `limits` (e.g. a tight primary model and a roomy fallback).
     model_limits: Mapping[str, Limits] = field(default_factory=dict)
+    #: Send the `anthropic-ratelimit-*` headers (False: as behind a gateway that strips them).
+    rate_limit_headers: bool = True
+    #: Round token `-remaining` headers to the nearest thousand, as the API does (ANTHROPIC_FACTS §2).
+    round_token_remaining: bool = False
     latency: Latency = field(default_factory=Latency)
     faults: Faults = field(default_factory=Faults)
     context_window: int = 200_000

@@ -26,7 +26,10 @@ from dataclasses import dataclass
 
 from llm_pipeline.simulator.config import Limits
 
-__all__ = ["Booking", "Bucket", "RateLimited", "RateLimiter", "rfc3339"]
+__all__ = ["Booking", "Bucket", "RateLimited", "RateLimiter", "public_headers", "rfc3339"]
+
+_PREFIX = "anthropic-ratelimit-"
+_TOKEN_REMAINING = tuple(f"{_PREFIX}{kind}tokens-remaining" for kind in ("input-", "output-", ""))
 
 
 def rfc3339(epoch_s: float) -> str:
@@ -179,3 +182,16 @@ class RateLimiter:
     def __repr__(self) -> str:
         parts = [f"{m}: req={b.requests} in={b.input} out={b.output}" for m, b in self._models.items()]
         return f"<RateLimiter {'; '.join(parts) or 'idle'}>"
+
+
+def public_headers(headers: dict[str, str], *, send: bool, round_tokens: bool) -> dict[str, str]:
+    """The headers as the client sees them: all of them, none of the rate-limit ones (`send` False:
+    a gateway strips them; `retry-after` stays), or with token remainders rounded to the nearest
+    thousand (`round_tokens`, as the API sends them)."""
+    if not send:
+        return {name: value for name, value in headers.items() if not name.startswith(_PREFIX)}
+    if round_tokens:
+        for name in _TOKEN_REMAINING:
+            if name in headers:
+                headers[name] = str(int(int(headers[name]) / 1000 + 0.5) * 1000)
+    return headers

@@ -28,7 +28,7 @@ from llm_pipeline.simulator.config import SimulatorConfig
 from llm_pipeline.simulator.faults import BODY_KINDS, Decision, FaultInjector
 from llm_pipeline.simulator.messages import build_message, build_usage, check_context, fingerprint, validate
 from llm_pipeline.simulator.promptcache import PromptCache
-from llm_pipeline.simulator.ratelimit import Booking, RateLimited, RateLimiter
+from llm_pipeline.simulator.ratelimit import Booking, RateLimited, RateLimiter, public_headers
 from llm_pipeline.simulator.stats import Stats
 from llm_pipeline.simulator.streaming import stream_message
 from llm_pipeline.simulator.tokens import PromptPiece, estimate_input_tokens, prompt_pieces
@@ -218,11 +218,18 @@ class SimulatorService:
             counted = input_tokens
             if model not in self.config.itpm_counts_cache_reads:
                 counted -= lookup.usage.read
+            shown = {
+                "send": self.config.rate_limit_headers,
+                "round_tokens": self.config.round_token_remaining,
+            }
             try:
                 booking, headers = limiter.reserve(model, counted, params["max_tokens"])
             except RateLimited as limited:
                 stats.limiter_429 += 1
-                raise ApiError(429, limited.message, headers=limited.headers) from None
+                raise ApiError(
+                    429, limited.message, headers=public_headers(limited.headers, **shown)
+                ) from None
+            headers = public_headers(headers, **shown)
         cache.begin(lookup)
         answer, body_fault = self._with_output_fault(answer, decision)
         usage = build_usage(input_tokens, answer.output_tokens, lookup.usage, tier="standard")

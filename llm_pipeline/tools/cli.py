@@ -1,4 +1,4 @@
-"""`llm-pipeline`: the project's own commands beside `dagster` (demo, web UI, ledger upkeep).
+"""`llm-pipeline`: the project's own commands beside `dagster` (demo, web UI, ledger upkeep, limits).
 
 Each subcommand imports its module only when chosen, so `llm-pipeline --help` stays instant and a
 ledger command does not load Dagster.
@@ -55,6 +55,12 @@ def _ledger_accept_reset(args: argparse.Namespace) -> int:
     return accept_reset(args.state, args.spool_dir)
 
 
+def _limits(args: argparse.Namespace) -> int:
+    from llm_pipeline.tools.limits_cli import show
+
+    return show(args.state)
+
+
 def _age(text: str) -> timedelta:
     from llm_pipeline.tools.ledger_cli import parse_age
 
@@ -67,7 +73,8 @@ def _age(text: str) -> timedelta:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llm-pipeline",
-        description="Run the llm_pipeline demo, its web UI, and upkeep of its durable state.",
+        description="Run the llm_pipeline demo, its web UI, upkeep of its durable state, and show the "
+        "rate limits it learned.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -128,7 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ledger_reset.add_argument("--spool-dir", default=None, help="default: $LLM_PIPELINE_SPOOL_DIR, ...")
     ledger_reset.set_defaults(handler=_ledger_accept_reset)
-    for sub in (ledger_stats, ledger_prune, ledger_delete, ledger_reset):
+    limits = commands.add_parser(
+        "limits",
+        help="the rate limits learned from the API's headers, per endpoint and model",
+        description="What the shared state learned from the anthropic-ratelimit-* headers (limits, "
+        "bucket depth, when seen), this environment's caps and share, and the limits in effect. "
+        "The state is --state, else $LLM_PIPELINE_STATE, else $DAGSTER_HOME, else .llm_state.",
+    )
+    limits.set_defaults(handler=_limits)
+    for sub in (ledger_stats, ledger_prune, ledger_delete, ledger_reset, limits):
         sub.add_argument("--state", default=None, help="a state directory or redis:// URL")
     return parser
 

@@ -12,20 +12,14 @@
 from __future__ import annotations
 
 import itertools
-import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from llm_pipeline.claude import CallRecord, CircuitOpen, Runner, open_client
 from llm_pipeline.claude.retry import RetryEvent
 from llm_pipeline.simulator import Limits, ScheduledFault, Simulator
-from llm_pipeline_tests.fixtures.claude_calls import FALLBACK, MODEL, request, settings
-
-REPO = Path(__file__).resolve().parents[2]
+from llm_pipeline_tests.fixtures.claude_calls import FALLBACK, MODEL, request, run_workers, settings
 
 
 def limiter_429_share(stats: dict) -> float:
@@ -79,43 +73,6 @@ async def test_2b_itpm_binding_keeps_limiter_429s_under_one_percent(simulator: S
     assert times[-1] - times[0] < 1.5 * (tokens - per_s * burst) / per_s + 1.0
 
 
-def run_workers(
-    base_url: str, state: str, processes: int, count: int, rpm: float, burst: float
-) -> list[dict]:
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llm_pipeline_tests.fixtures.claude_calls",
-                "--base-url",
-                base_url,
-                "--state",
-                state,
-                "--prefix",
-                f"p{i}",
-                "--count",
-                str(count),
-                "--rpm",
-                str(rpm),
-                "--burst",
-                str(burst),
-            ],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(processes)
-    ]
-    summaries = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err[-2_000:]
-        summaries.append(json.loads(out.strip().splitlines()[-1]))
-    return summaries
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_3_processes_sharing_state_stay_within_one_limit(
@@ -124,7 +81,9 @@ def test_3_processes_sharing_state_stay_within_one_limit(
     rpm, burst, processes, count = 2_400, 2.0, 3, 100
     state = str(tmp_path / "state") if backend == "sqlite" else request.getfixturevalue("redis_url")
     simulator.control.configure(limits=Limits(rpm=rpm, burst_seconds=burst))
-    summaries = run_workers(simulator.base_url, state, processes, count, rpm, burst)
+    summaries = run_workers(
+        simulator.base_url, state, processes, count, "--rpm", str(rpm), "--burst", str(burst)
+    )
     assert [s["ok"] for s in summaries] == [count] * processes, summaries
     stats = simulator.control.stats(times=True)
     assert stats["successes"] == processes * count

@@ -27,7 +27,7 @@ from llm_pipeline.claude.metrics import summarize
 from llm_pipeline.claude.pricing import cost
 from llm_pipeline.claude.retry import RetryEvent
 from llm_pipeline.claude.state import open_state
-from llm_pipeline.simulator import Limits, ScheduledFault, Simulator, fingerprint
+from llm_pipeline.simulator import Latency, Limits, ScheduledFault, Simulator, fingerprint
 from llm_pipeline_tests.fixtures.claude_calls import MODEL, request, settings
 
 
@@ -262,12 +262,12 @@ async def test_a_stray_429_while_the_server_reports_room_pauses_only_its_caller(
 
 
 async def test_a_429_from_the_servers_limiter_pauses_every_caller(simulator: Simulator) -> None:
-    simulator.control.configure(limits=Limits(rpm=600, burst_seconds=1.0))  # 10/s, a bucket of 10
+    simulator.control.configure(limits=Limits(rpm=6_000, burst_seconds=1.0), latency=Latency(median_s=0.2))
     events: list[object] = []
-    async with open_client(
-        settings(simulator.base_url, rpm=6_000, burst_seconds=1.0), on_event=events.append
-    ) as client:  # the client believes in 10x the real limit
-        results = await Runner(8).run(client.call, [request(i) for i in range(20)], ordered=False)
+    async with open_client(settings(simulator.base_url), on_event=events.append) as client:
+        assert (await client.call(request(0))).ok  # learns 6,000 RPM, 100 deep
+        simulator.control.configure(limits=Limits(rpm=600, burst_seconds=1.0))  # now 10/s, 10 deep
+        results = await Runner(16).run(client.call, [request(i) for i in range(1, 21)], ordered=False)
     assert all(r.ok for r in results)
     limited = [e for e in events if isinstance(e, RetryEvent) and e.error_type == "RateLimited"]
     assert limited, "the server's limiter turned some away"
@@ -279,7 +279,7 @@ async def test_an_attempt_the_servers_limiter_turned_away_keeps_its_booking(simu
     the server just called empty (with processes that each believe they own the limit, that fed a
     429 storm), so nothing is held back for the next booking. Seen when the retry is announced:
     after the turned-away attempt was settled, before the retry books."""
-    simulator.control.configure(limits=Limits(rpm=30, burst_seconds=2.0))  # one request, then one per 2 s
+    simulator.control.configure(limits=Limits(rpm=600, burst_seconds=2.0), latency=Latency(median_s=0.2))
     held: list[float] = []
     box: dict[str, Any] = {}
 
@@ -287,12 +287,12 @@ async def test_an_attempt_the_servers_limiter_turned_away_keeps_its_booking(simu
         if isinstance(event, RetryEvent):
             held.append(box["client"].limiter_for(MODEL).credit[0])
 
-    async with open_client(
-        settings(simulator.base_url, rpm=60.0, burst_seconds=10.0), on_event=on_event
-    ) as client:  # the client believes in twice the real rate and five times the bucket
+    async with open_client(settings(simulator.base_url), on_event=on_event) as client:
         box["client"] = client
-        assert (await client.call(request(1))).ok
-        assert (await client.call(request(2))).ok
+        assert (await client.call(request(1))).ok  # learns 600 RPM, 2 s deep
+        simulator.control.configure(limits=Limits(rpm=30, burst_seconds=2.0))  # one request, then one per 2 s
+        both = await asyncio.gather(client.call(request(2)), client.call(request(3)))
+        assert all(r.ok for r in both)
     assert simulator.control.stats()["limiter_429"] == 1
     assert held == [0.0], "no request slot given back after the server's limiter said the bucket is empty"
 

@@ -1,5 +1,5 @@
 """Pins the limiter's arithmetic with a virtual clock (memory backend): burst, steady rate,
-weights, FIFO, cancellation, settle, cool-down and header observation."""
+weights, FIFO, cancellation, settle, cool-down, catching down to `-remaining`, and retuning."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import time
 import pytest
 
 from llm_pipeline.claude.clock import SystemClock
-from llm_pipeline.claude.errors import BadRequest, RateLimited
-from llm_pipeline.claude.limiter import Limiter, Reservation, default_safety_margin, estimate_input_tokens
+from llm_pipeline.claude.errors import BadRequest
+from llm_pipeline.claude.limiter import Limiter, Reservation, default_safety_margin
 from llm_pipeline.claude.state import open_state
 from llm_pipeline.claude.state.memory import MemoryBackend
 from llm_pipeline_tests.fixtures.fake_clock import FakeClock
@@ -314,8 +314,8 @@ async def test_cool_down_after_a_report_of_an_empty_bucket_empties_all_and_pushe
     limiter = make_limiter(clock, rpm=600, burst=1.0)  # 10/s, bucket of 10
     tasks, released = await start_all(limiter, clock, [(0, 0)] * 4)
     await asyncio.gather(*tasks)
-    await limiter.observe({"anthropic-ratelimit-requests-remaining": "0"})
-    await limiter.cool_down(T0 + 2.0)
+    await limiter.catch_down((0.0, None, None))  # what the 429's headers said
+    await limiter.cool_down(T0 + 2.0, empty=True)
     tasks, released = await start_all(limiter, clock, [(0, 0)] * 3)
     await clock.advance(2.0)
     assert released == [], "the bucket counts as empty from the 429, and the pause refilled nothing"
@@ -325,51 +325,14 @@ async def test_cool_down_after_a_report_of_an_empty_bucket_empties_all_and_pushe
     await asyncio.gather(*tasks)
 
 
-@pytest.mark.parametrize(
-    ("observed", "seconds_later", "limits", "shared"),
-    [
-        (None, 0.0, {}, True),  # no response reported anything: assume the account is out
-        ({"anthropic-ratelimit-requests-remaining": "7"}, 0.5, {}, False),  # room, lately: a stray 429
-        ({"anthropic-ratelimit-requests-remaining": "7"}, 1.5, {}, True),  # that news is stale
-        ({"anthropic-ratelimit-requests-remaining": "0"}, 0.1, {}, True),  # the server said: empty
-        (
-            {
-                "anthropic-ratelimit-requests-remaining": "7",
-                "anthropic-ratelimit-input-tokens-remaining": "0",
-            },
-            0.1,
-            {},
-            True,
-        ),
-        ({"content-type": "application/json"}, 0.1, {}, True),  # no rate-limit headers: no news
-        (
-            {"anthropic-ratelimit-requests-remaining": "7"},
-            0.1,
-            {"anthropic-ratelimit-requests-remaining": "0"},
-            True,
-        ),  # the server's limiter itself sent the 429
-    ],
-)
-async def test_which_429s_pause_everyone(
-    observed: dict | None, seconds_later: float, limits: dict, shared: bool
-) -> None:
-    clock = FakeClock(T0)
-    limiter = make_limiter(clock, rpm=600, burst=10.0)
-    if observed is not None:
-        await limiter.observe(observed)
-    await clock.advance(seconds_later)
-    error = RateLimited("429", retry_after=1.0, status_code=429, limits=limits)
-    assert limiter.shares_429(error) is shared
-
-
-async def test_observe_moves_forward_when_server_has_less_room() -> None:
+async def test_catch_down_moves_forward_when_server_has_less_room() -> None:
     clock = FakeClock(T0)
     limiter = make_limiter(clock, rpm=60, burst=10.0)  # 1/s, bucket 10
-    await limiter.observe({"anthropic-ratelimit-requests-remaining": "10"})
+    await limiter.catch_down((10.0, None, None))
     fast = asyncio.create_task(limiter.reserve(0, 0))
     await clock.advance(0)
-    assert fast.done(), "headers that agree with us change nothing"
-    await limiter.observe({"anthropic-ratelimit-requests-remaining": "0"})
+    assert fast.done(), "a remaining that agrees with us changes nothing"
+    await limiter.catch_down((0.0, None, None))
     slow = asyncio.create_task(limiter.reserve(0, 0))
     await clock.advance(0.99)
     assert not slow.done()
@@ -377,22 +340,35 @@ async def test_observe_moves_forward_when_server_has_less_room() -> None:
     assert slow.done()
 
 
-async def test_observe_ignores_token_rounding() -> None:
+@pytest.mark.parametrize(
+    ("reported", "starts_at_once"),
+    [
+        (9_000.0, True),  # rounded to thousands: up to 9,499 left, so 9,400 tokens may still fit
+        (8_000.0, False),  # at most 8,499 left: the 9,400-token request waits
+        (9_300.0, False),  # not a multiple of 1,000, so exact: 9,300 left, the request waits
+    ],
+)
+async def test_catch_down_reads_rounded_token_counts_as_the_most_they_can_mean(
+    reported: float, starts_at_once: bool
+) -> None:
     clock = FakeClock(T0)
     limiter = make_limiter(clock, itpm=60_000, burst=10.0)  # bucket 10,000 tokens
-    await limiter.observe({"anthropic-ratelimit-input-tokens-remaining": "9600"})
-    task = asyncio.create_task(limiter.reserve(10_000 - 16, 0))
+    await limiter.catch_down((None, reported, None))
+    task = asyncio.create_task(limiter.reserve(9_400, 0))
     await clock.advance(0)
-    assert task.done()
+    assert task.done() is starts_at_once
+    await clock.advance(10)
+    await task
 
 
 def test_default_margin_and_capacities() -> None:
-    assert default_safety_margin(5.0) == pytest.approx(0.5)
-    assert default_safety_margin(60.0) == 1.0
+    assert default_safety_margin(1.0) == pytest.approx(0.25)
+    assert default_safety_margin(5.0) == 0.75
+    assert default_safety_margin(60.0) == 0.75, "a delay before the server counts is time, not a share"
     clock = FakeClock(T0)
     backend = MemoryBackend(clock.now)
     limiter = Limiter("m", backend.limiter, rpm=600, itpm=60_000, otpm=6_000, burst_seconds=5.0, clock=clock)
-    assert limiter.capacities == pytest.approx((45.0, 4_500.0, 450.0))
+    assert limiter.capacities == pytest.approx((42.5, 4_250.0, 425.0))
 
 
 async def test_repr_shows_levels_waiters_and_next_release() -> None:
@@ -405,27 +381,6 @@ async def test_repr_shows_levels_waiters_and_next_release() -> None:
     assert "next_release=+1.000s" in text
     await clock.advance(1)
     await asyncio.gather(*tasks)
-
-
-@pytest.mark.parametrize(
-    ("params", "expected"),
-    [
-        ({"messages": [{"role": "user", "content": "x" * 300}]}, 100 + 2 + 16),  # "user" counts too
-        ({"system": "abc", "messages": []}, 1 + 16),
-        ({"messages": [{"role": "user", "content": "é" * 30}]}, 20 + 2 + 16),  # 60 UTF-8 bytes
-        (
-            {
-                "messages": [
-                    {"role": "user", "content": [{"type": "image", "source": {"data": "A" * 99_999}}]}
-                ]
-            },
-            2 + 16 + 1_600,
-        ),
-        ({"metadata": {"user_id": "x" * 900}, "messages": []}, 16),  # not part of the prompt
-    ],
-)
-def test_estimate_input_tokens(params: dict, expected: int) -> None:
-    assert estimate_input_tokens(params) == expected
 
 
 def test_reservation_is_frozen() -> None:
@@ -475,3 +430,92 @@ async def test_the_stack_keeps_shared_state_on_the_monotonic_clock(tmp_path) -> 
     conn.close()
     assert abs(tat - time.monotonic()) < 60.0, "stored on the monotonic clock"
     assert abs(clock.wall() - time.time()) < 1.0, "the wall clock is still there for timestamps"
+
+
+async def test_a_raised_rate_drains_what_was_booked_faster_and_keeps_its_units() -> None:
+    """1/s with a bucket of 2, full; raised to 2/s with a bucket of 2 (1 s): the 2 requests booked
+    are 1 s of the new rate, so the next one starts at +0.5 s (not at +1.5 s, as unconverted
+    seconds of the old rate would say, nor at once)."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=60, burst=2.0)
+    await start_all(limiter, clock, [(0, 0)] * 2)
+    limiter.retune((120, HUGE, HUGE), 1.0)
+    nxt = asyncio.create_task(limiter.reserve(0, 0))
+    await clock.advance(0.49)
+    assert not nxt.done()
+    await clock.advance(0.01)
+    assert nxt.done()
+
+
+async def test_a_lowered_rate_keeps_what_was_booked_booked() -> None:
+    """2/s with a bucket of 2 (1 s), full; lowered to 1/s with a bucket of 2 (2 s): the 2 requests
+    booked are 2 s of the new rate, so the next one waits 1 s (unconverted: it would start at once,
+    on top of the two the server has just counted)."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=120, burst=1.0)
+    await start_all(limiter, clock, [(0, 0)] * 2)
+    limiter.retune((60, HUGE, HUGE), 2.0)
+    nxt = asyncio.create_task(limiter.reserve(0, 0))
+    await clock.advance(0.99)
+    assert not nxt.done()
+    await clock.advance(0.01)
+    assert nxt.done()
+
+
+async def test_processes_that_disagree_on_the_rate_never_mix_units() -> None:
+    """Two stacks on one shared row, one still at 1/s (bucket of 2), one already at 2/s (bucket of 2):
+    each booking first converts the row to its own intervals, so every unit booked stays booked.
+    The fast one books its third request at +0.5 s; the slow one then sees three requests pending
+    and starts its own when one request's room is back in its terms (two drained at 1/s): +2 s."""
+    clock = FakeClock(T0)
+    backend = MemoryBackend(clock.now)
+    slow = make_limiter(clock, rpm=60, burst=2.0, backend=backend)
+    fast = make_limiter(clock, rpm=120, burst=1.0, backend=backend)
+    await start_all(slow, clock, [(0, 0)] * 2)
+    fast_task = asyncio.create_task(fast.reserve(0, 0))
+    slow_task = asyncio.create_task(slow.reserve(0, 0))
+    await clock.advance(0.5)
+    assert fast_task.done()
+    assert not slow_task.done()
+    await clock.advance(1.49)
+    assert not slow_task.done()
+    await clock.advance(0.01)
+    assert slow_task.done()
+
+
+async def test_held_give_backs_keep_their_units_across_a_retune() -> None:
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, otpm=600, burst=10.0)  # 10 output tokens/s
+    booked = await limiter.reserve(0, 100)
+    await limiter.settle(booked, 0, 20)  # 80 tokens back = 8 s at 10/s
+    limiter.retune((HUGE, HUGE, 1_200), 5.0)  # 20/s
+    assert limiter.credit == pytest.approx((0.0, 0.0, -4.0)), "80 tokens = 4 s at 20/s"
+    assert limiter.limits == ((HUGE, HUGE, 1_200), 5.0)
+
+
+def test_a_retune_may_accept_requests_heavier_than_the_bucket() -> None:
+    """A learned bucket is a lower bound: heavier requests wait for their room instead of failing."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, otpm=600, burst=10.0)  # 100 tokens fit
+    limiter.retune((HUGE, HUGE, 600), 10.0, heaviest_s=60.0)
+    booked = asyncio.run(
+        limiter.reserve(0, 500)
+    )  # 50 s of the rate: more than the bucket, less than a minute
+    assert booked.output_tokens == 500
+    with pytest.raises(BadRequest, match=r"holds only 600"):
+        asyncio.run(limiter.reserve(0, 601))
+
+
+async def test_a_cut_rate_whose_bucket_was_empty_is_empty_not_over_empty() -> None:
+    """100/s, 1 s bucket, emptied; cut to 25/s (same 1 s): the backlog of 1 s would be 4 s in units,
+    but a bucket is never more than empty: capped at the tolerance plus the 1 s horizon (2 s), the
+    next request starts at +1.04 s, not at +3.04 s."""
+    clock = FakeClock(T0)
+    limiter = make_limiter(clock, rpm=6_000, burst=1.0)
+    await start_all(limiter, clock, [(0, 0)] * 100)
+    limiter.retune((1_500, HUGE, HUGE), 1.0)
+    nxt = asyncio.create_task(limiter.reserve(0, 0))
+    await clock.advance(1.04 - 0.001)
+    assert not nxt.done()
+    await clock.advance(0.002)
+    assert nxt.done()

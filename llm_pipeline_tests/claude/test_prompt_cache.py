@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from llm_pipeline.claude.limiter import estimate_input_tokens
 from llm_pipeline.claude.prompt_cache import PrefixWarmth, WarmUp, cache_prefix
+from llm_pipeline.claude.token_estimate import estimate_input_tokens
 
 MARK = {"type": "ephemeral"}
 SCHEMA = {"format": {"type": "json_schema", "schema": {"type": "object"}}}

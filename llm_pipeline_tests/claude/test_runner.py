@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from llm_pipeline.claude.runner import Progress, Runner
+from llm_pipeline_tests.fixtures.fake_clock import FakeClock
 
 
 @dataclass(frozen=True)
@@ -200,3 +201,65 @@ def test_rejects_bad_sizes() -> None:
         Runner(0)
     with pytest.raises(ValueError, match="window"):
         Runner(8, window=4)
+
+
+async def test_the_in_flight_bound_is_followed_as_it_changes() -> None:
+    """With `in_flight`, one call goes alone while the bound says 1 (first contact), then as many as
+    it says, re-read when a call finishes and every poll while workers wait; never more than N."""
+    clock = FakeClock()
+    bound = {"n": 1}
+    running: list[int] = []
+    peaks: list[int] = []
+    gates: dict[int, asyncio.Event] = {}
+
+    async def fn(i: int) -> int:
+        running.append(i)
+        peaks.append(len(running))
+        gates[i] = asyncio.Event()
+        await gates[i].wait()
+        running.remove(i)
+        return i
+
+    runner = Runner(8, in_flight=lambda: bound["n"], in_flight_poll_s=0.1, clock=clock)
+    task = asyncio.create_task(runner.run(fn, range(20), ordered=False))
+    await clock.advance(0)
+    assert running == [0], "first contact: one call alone"
+    bound["n"] = 5
+    await clock.advance(0.1)
+    assert running == [0, 1, 2, 3, 4], "a poll lets the newly allowed ones in, in input order"
+    bound["n"] = 50
+    gates[0].set()
+    await clock.advance(0)
+    assert len(running) == 8, "never more than the runner's N workers"
+    bound["n"] = 2
+    for i in list(running):
+        gates[i].set()
+    await clock.advance(0)
+    assert len(running) == 2, "a lower bound lets the calls in flight finish, then holds"
+    while not task.done():
+        for i in list(running):
+            gates[i].set()
+        await clock.advance(0.1)
+    assert sorted(await task) == list(range(20))
+    assert max(peaks) == 8
+
+
+async def test_a_cancelled_waiter_leaves_the_in_flight_bound_as_it_was() -> None:
+    clock = FakeClock()
+    release = asyncio.Event()
+
+    async def fn(i: int) -> int:
+        await release.wait()
+        return i
+
+    runner = Runner(4, in_flight=lambda: 1, clock=clock)
+    stream = runner.map(fn, range(10), ordered=False)
+    first = asyncio.create_task(anext(stream))
+    await clock.advance(0)
+    first.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    await stream.aclose()
+    release.set()
+    again = Runner(4, in_flight=lambda: 2, clock=clock)
+    assert sorted(await again.run(fn, range(6), ordered=False)) == list(range(6))

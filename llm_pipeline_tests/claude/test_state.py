@@ -13,9 +13,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from llm_pipeline.claude.state import StateBackend, open_state
-from llm_pipeline.claude.state.base import BatchItem, LedgerEntry, LedgerSelection, PendingBatch
+from llm_pipeline.claude.state import StateBackend, gcra, open_state
+from llm_pipeline.claude.state.base import (
+    BatchItem,
+    LearnedLimits,
+    LedgerEntry,
+    LedgerSelection,
+    PendingBatch,
+)
 from llm_pipeline.claude.state.circuit import BreakerPolicy
+from llm_pipeline.claude.state.sqlite_waits import boot_id
 
 TOL = 1.0  # one second of burst
 COST = (0.1, 0.0, 0.0)  # 10 requests per second
@@ -155,6 +162,73 @@ async def test_raise_floor_only_moves_forward(backend: StateBackend) -> None:
     assert (await backend.limiter.reserve("m", COST, TOL)).delay == pytest.approx(0.05, abs=SLACK)
     await backend.limiter.raise_floor("m", (0.0, None, None))
     assert (await backend.limiter.peek("m")).backlogs[0] == pytest.approx(1.05, abs=SLACK)
+
+
+IV = (0.1, 1.0, 1.0)  # the intervals COST is expressed in: 10 requests per second
+FASTER = (0.05, 1.0, 1.0)  # 20 per second
+
+
+async def test_a_change_in_another_rate_converts_the_row_keeping_its_units(backend: StateBackend) -> None:
+    """10 requests booked at 10/s fill a 1 s bucket; at 20/s the same bucket holds 20, and the 10
+    booked are half a second of it: 10 more start at once, then one every 50 ms. Every op of every
+    backend converts first (the Lua twin included), and back again for a caller at 10/s."""
+    for _ in range(10):
+        await backend.limiter.reserve("m", COST, TOL, intervals=IV)
+    fast = (0.05, 0.0, 0.0)
+    delays = [(await backend.limiter.reserve("m", fast, TOL, intervals=FASTER)).delay for _ in range(11)]
+    assert delays == pytest.approx([0.0] * 10 + [0.05], abs=SLACK)
+    slow = await backend.limiter.reserve("m", COST, TOL, intervals=IV)  # 21 booked = 2.1 s at 10/s
+    assert slow.delay == pytest.approx(1.2, abs=SLACK)
+    await backend.limiter.adjust("m", (-0.1, 0.0, 0.0), intervals=FASTER)
+    await backend.limiter.raise_floor("m", (None, None, None), intervals=FASTER)
+    await backend.limiter.cool_down("m", 0.0, 0.0, intervals=FASTER)
+    assert (await backend.limiter.peek("m")).backlogs[0] == pytest.approx(1.1, abs=SLACK), (
+        "in 20/s terms: 22 booked (1.1 s), the 0.1 s give-back floored by the queued booking's end"
+    )
+
+
+async def test_an_undo_restores_the_row_and_its_intervals(backend: StateBackend) -> None:
+    for _ in range(10):
+        await backend.limiter.reserve("m", COST, TOL, intervals=IV)
+    waiting = await backend.limiter.reserve("m", COST, TOL, intervals=IV)
+    await backend.limiter.undo("m", waiting, COST, intervals=FASTER)
+    peek = await backend.limiter.peek("m")
+    assert peek.backlogs[0] == pytest.approx(0.5, abs=SLACK), "10 requests at 20/s once the 11th is gone"
+
+
+async def test_a_limits_file_from_before_the_rate_change_columns_is_upgraded(tmp_path) -> None:
+    """An existing `limits.sqlite` (a deployment's DAGSTER_HOME) has no interval columns: opening it
+    adds them, its rows (written in this boot, on the monotonic clock) keep their bookings, and they
+    adopt the first caller's intervals as they are."""
+    old_columns = gcra.FIELDS[:10]  # the row before the intervals were kept
+    now = time.monotonic()
+    with sqlite3.connect(tmp_path / "limits.sqlite") as conn:
+        declared = ", ".join(f"{column} REAL NOT NULL" for column in old_columns)
+        conn.execute(f"CREATE TABLE limiter (name TEXT PRIMARY KEY, {declared})")
+        conn.execute("INSERT INTO limiter VALUES ('m', ?, 0, 0, 0, 0, 0, 0, 0, 0, 1)", (now + 1.0,))
+        conn.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('boot', ?)", (boot_id(),))
+    state = open_state(str(tmp_path), time.monotonic)
+    try:
+        before = time.monotonic()
+        booked = await state.limiter.reserve("m", COST, TOL, intervals=IV)
+        after = time.monotonic()
+        due = now + 1.0 + COST[0] - TOL  # the full bucket it had stayed full
+        assert due - after - 1e-3 <= booked.delay <= due - before + 1e-3
+    finally:
+        await state.aclose()
+
+
+async def test_learned_limits_are_kept_listed_and_replaced(backend: StateBackend) -> None:
+    assert await backend.learned.get("api.example/m") is None
+    first = LearnedLimits("api.example/m", 4_000, None, 800_000, 59.5, 1_000.0, 900.0)
+    await backend.learned.put(first)
+    await backend.learned.put(LearnedLimits("api.example/n", 50, 50_000, 10_000, None, 1_001.0, 1_001.0))
+    assert await backend.learned.get("api.example/m") == first
+    lowered = LearnedLimits("api.example/m", 1_000, None, 800_000, 59.5, 1_002.0, 1_002.0)
+    await backend.learned.put(lowered)
+    assert [r.name for r in await backend.learned.all()] == ["api.example/m", "api.example/n"]
+    assert (await backend.learned.all())[0] == lowered
 
 
 async def test_breaker_opens_after_threshold_and_rejects(backend: StateBackend) -> None:

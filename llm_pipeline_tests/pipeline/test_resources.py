@@ -19,11 +19,25 @@ def _resolved(resource: ClaudeResource):
 
 
 def test_no_key_means_the_simulator_backend_with_its_limits() -> None:
-    backend, settings = _resolved(ClaudeResource())
+    """The embedded simulator enforces and reports its limits; the client caps nothing, it learns."""
+    resource = ClaudeResource()
+    backend, settings = _resolved(resource)
     assert backend == "simulator"
     assert settings.model == DEFAULT_MODEL
-    assert settings.rpm == SIMULATOR_LIMITS["rpm"]
+    assert (settings.rpm, settings.itpm, settings.otpm, settings.max_concurrency) == (None, None, None, None)
+    limits = resource._simulator_config(settings).limits
+    assert (limits.rpm, limits.itpm, limits.otpm) == tuple(SIMULATOR_LIMITS.values())
     assert settings.base_url is None  # the embedded simulator's URL is set at setup
+
+
+def test_caps_and_share_from_env_and_the_embedded_simulator_at_the_caps() -> None:
+    os.environ.update(LLM_PIPELINE_RPM="600", LLM_PIPELINE_LIMIT_SHARE="0.5")
+    resource = ClaudeResource()
+    _, settings = _resolved(resource)
+    assert (settings.rpm, settings.itpm, settings.limit_share) == (600, None, 0.5)
+    limits = resource._simulator_config(settings).limits
+    assert (limits.rpm, limits.itpm) == (600, SIMULATOR_LIMITS["itpm"]), "an account at the caps"
+    assert _resolved(ClaudeResource(limit_share=0.25))[1].limit_share == 0.25
 
 
 def test_a_key_in_the_environment_selects_the_real_api(tmp_path: Path) -> None:
@@ -88,8 +102,15 @@ def test_the_environment_is_read_when_a_run_launches_not_at_import() -> None:
     [
         ({"LLM_PIPELINE_BACKEND": "anthropic"}, "ANTHROPIC_API_KEY is not set"),
         ({"LLM_PIPELINE_BACKEND": "openai"}, "must be one of"),
-        ({"LLM_PIPELINE_RPM": "fast"}, "LLM_PIPELINE_RPM='fast' is not an integer"),
-        ({"LLM_PIPELINE_RPM": "0"}, "invalid Claude settings"),
+        ({"LLM_PIPELINE_RPM": "fast"}, "LLM_PIPELINE_RPM='fast' is not a number"),
+        ({"LLM_PIPELINE_RPM": "0"}, r"LLM_PIPELINE_RPM='0' must be a number > 0"),
+        ({"LLM_PIPELINE_ITPM": "-50000"}, r"LLM_PIPELINE_ITPM='-50000' must be a number > 0"),
+        (
+            {"LLM_PIPELINE_LIMIT_SHARE": "1.5"},
+            r"LLM_PIPELINE_LIMIT_SHARE='1.5' must be a fraction in \(0, 1\]",
+        ),
+        ({"LLM_PIPELINE_LIMIT_SHARE": "0"}, r"LLM_PIPELINE_LIMIT_SHARE='0' must be a fraction"),
+        ({"LLM_PIPELINE_MAX_CONCURRENCY": "0"}, r"LLM_PIPELINE_MAX_CONCURRENCY='0' must be an integer >= 1"),
         ({"LLM_PIPELINE_MODE": "nightly"}, "mode must be one of"),
         ({"LLM_PIPELINE_BATCH_RETRY": "never"}, "batch_retry must be one of"),
         ({"LLM_PIPELINE_BATCH_DEADLINE_S": "soon"}, "LLM_PIPELINE_BATCH_DEADLINE_S='soon' is not a number"),
@@ -99,6 +120,19 @@ def test_bad_settings_fail_with_a_message_naming_them(env: dict[str, str], messa
     os.environ.update(env)
     with pytest.raises(dg.Failure, match=message):
         _resolved(ClaudeResource())
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"otpm": -1}, r"LLM_PIPELINE_OTPM \(resource config\)='-1.0' must be a number > 0"),
+        ({"limit_share": 2.0}, r"LLM_PIPELINE_LIMIT_SHARE \(resource config\)='2.0' must be a fraction"),
+        ({"burst_seconds": 0}, r"LLM_PIPELINE_BURST_SECONDS \(resource config\)='0.0' must be a number > 0"),
+    ],
+)
+def test_bad_config_values_are_named_like_the_variables(config: dict, message: str) -> None:
+    with pytest.raises(dg.Failure, match=message):
+        _resolved(ClaudeResource(**config))
 
 
 @pytest.mark.parametrize(

@@ -101,3 +101,27 @@ async def test_reset_restores_the_start_limits(anthropic_client, simulator):
     simulator.control.reset()
     for n in range(20):
         await anthropic_client.messages.create(**request(n))
+
+
+async def test_a_gateway_that_strips_the_rate_limit_headers(anthropic_client, simulator):
+    """`rate_limit_headers=False`: the limits still hold, but neither successes nor 429s say so."""
+    simulator.control.configure(limits=Limits(rpm=60, burst_seconds=1), rate_limit_headers=False)
+    ok = await anthropic_client.messages.with_raw_response.create(**request())
+    refused = await fire(anthropic_client, 1)
+    assert isinstance(refused, anthropic.RateLimitError)
+    for headers in (ok.headers, refused.response.headers):
+        assert not [name for name in headers if name.startswith("anthropic-ratelimit-")]
+    assert int(refused.response.headers["retry-after"]) >= 1, "retry-after is not a rate-limit header"
+
+
+async def test_token_remaining_rounded_to_thousands_as_the_api_sends_it(anthropic_client, simulator):
+    simulator.control.configure(
+        limits=Limits(rpm=600, itpm=600_000, otpm=60_000, burst_seconds=1), round_token_remaining=True
+    )
+    raw = await anthropic_client.messages.with_raw_response.create(**request())
+    headers = raw.headers
+    assert headers["anthropic-ratelimit-input-tokens-remaining"] == "10000"  # 10,000 minus a few
+    assert headers["anthropic-ratelimit-output-tokens-remaining"] == "1000"  # 1,000 minus 64 booked
+    assert headers["anthropic-ratelimit-tokens-remaining"] == "11000"
+    assert headers["anthropic-ratelimit-requests-remaining"] == "9", "requests are exact"
+    assert headers["anthropic-ratelimit-input-tokens-limit"] == "600000"

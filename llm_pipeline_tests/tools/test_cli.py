@@ -1,15 +1,18 @@
-"""`llm-pipeline`: the demo, and the ledger upkeep commands."""
+"""`llm-pipeline`: the demo, the ledger upkeep commands, and the learned rate limits."""
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from llm_pipeline.definitions import pipeline_assets
+from llm_pipeline.simulator import Limits
 from llm_pipeline.tools.cli import main
 from llm_pipeline.tools.demo import run as run_demo
 from llm_pipeline.tools.ledger_cli import parse_age
@@ -94,6 +97,32 @@ def test_ledger_commands_never_print_a_redis_password(
         out = capsys.readouterr().out
     assert f"redis://:***@127.0.0.1:{server.port}/0" in out
     assert "pw-in-the-url" not in out
+
+
+def test_limits_shows_what_a_run_learned_the_caps_here_and_the_limits_in_effect(
+    pipeline: PipelineHarness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = str(pipeline.state_dir)
+    assert main(["limits", "--state", state]) == 0
+    assert "nothing learned yet" in capsys.readouterr().out
+    pipeline.simulator.control.configure(limits=Limits(rpm=6_000, otpm=1_200_000, burst_seconds=10.0))
+    assert pipeline.materialize(assets=pipeline_assets[:2]).success
+
+    os.environ.update(LLM_PIPELINE_OTPM="500000", LLM_PIPELINE_LIMIT_SHARE="0.5")
+    assert main(["limits", "--state", state]) == 0
+    out = capsys.readouterr().out
+    assert f"rate limits learned at {state}" in out
+    assert "configured here: otpm <= 500,000; share 0.5 of the learned limits" in out
+    assert "127.0.0.1  claude-haiku-5-5" in out
+    assert re.search(r"learned    rpm 6,000  itpm not limited  otpm 1,200,000  burst (9\.\d|10\.0) s", out)
+    assert "in effect  rpm 3,000 (headers), itpm not limited, otpm 500,000 (configured cap)" in out
+    assert "seen       20" in out
+
+
+def test_limits_names_a_bad_variable(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    os.environ["LLM_PIPELINE_LIMIT_SHARE"] = "2"
+    assert main(["limits", "--state", str(tmp_path)]) == 2
+    assert "LLM_PIPELINE_LIMIT_SHARE='2' must be a fraction in (0, 1]" in capsys.readouterr().err
 
 
 def test_a_bad_age_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,6 +27,8 @@ __all__ = [
     "Booking",
     "BreakerStore",
     "ClaimStore",
+    "LearnedLimits",
+    "LearnedStore",
     "LedgerEntry",
     "LedgerSelection",
     "LedgerStats",
@@ -58,6 +60,9 @@ class Booking:
 
 
 class LimiterStore(Protocol):
+    """A limiter row per name. Every change takes the caller's `intervals` (seconds per unit of each
+    rate; empty = as the row is) and first expresses the row in them (`gcra.retune`)."""
+
     async def reserve(
         self,
         name: str,
@@ -65,20 +70,57 @@ class LimiterStore(Protocol):
         tolerance: float,
         horizon: float = math.inf,
         credit: Sequence[float] = (),
+        intervals: Sequence[float] = (),
     ) -> Booking:
         """Apply `credit` (held give-backs, <= 0) as `adjust`, then book `costs` if their start is
         within `horizon`: one atomic change, whether or not it books."""
         ...
 
-    async def adjust(self, name: str, deltas: Sequence[float]) -> None: ...
+    async def adjust(self, name: str, deltas: Sequence[float], intervals: Sequence[float] = ()) -> None: ...
 
-    async def undo(self, name: str, booking: Booking, costs: Sequence[float]) -> None: ...
+    async def undo(
+        self, name: str, booking: Booking, costs: Sequence[float], intervals: Sequence[float] = ()
+    ) -> None: ...
 
-    async def cool_down(self, name: str, seconds: float, tolerance: float) -> None: ...
+    async def cool_down(
+        self, name: str, seconds: float, tolerance: float, intervals: Sequence[float] = ()
+    ) -> None: ...
 
-    async def raise_floor(self, name: str, backlogs: Sequence[float | None]) -> None: ...
+    async def raise_floor(
+        self, name: str, backlogs: Sequence[float | None], intervals: Sequence[float] = ()
+    ) -> None: ...
 
     async def peek(self, name: str) -> Booking: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedLimits:
+    """What the API's `anthropic-ratelimit-*` headers said about one model at one endpoint, and when.
+
+    A rate is None when the server reported limits but none for it (it does not limit that rate).
+    `burst_s` is the depth of the server's buckets in seconds of their rate, as far as the headers
+    showed it (None: not estimated yet). Times are epoch seconds of the process that wrote them.
+    """
+
+    #: "<endpoint>/<model>", the limiter's key.
+    name: str
+    rpm: float | None
+    itpm: float | None
+    otpm: float | None
+    burst_s: float | None
+    #: The latest response that showed these values, and when they last changed.
+    seen_at: float
+    changed_at: float
+
+
+class LearnedStore(Protocol):
+    """Learned limits, one record per endpoint and model, kept for every process and the next run."""
+
+    async def get(self, name: str) -> LearnedLimits | None: ...
+
+    async def put(self, record: LearnedLimits) -> None: ...
+
+    async def all(self) -> list[LearnedLimits]: ...
 
 
 class BreakerStore(Protocol):
@@ -231,6 +273,7 @@ class StateBackend(Protocol):
     ledger: LedgerStore
     claims: ClaimStore
     batches: BatchStore
+    learned: LearnedStore
     #: Where the state lives, credentials redacted: what messages may show.
     location: str
     #: The store's identity as `verify` found it (Redis only; None elsewhere), see `spool.py`.

@@ -28,6 +28,22 @@ least `now + tau`, and the pause is no fresh burst. A pause that says nothing ab
 passes 0: with nothing queued, the TATs then stay where they are, and the buckets refill during
 the pause as the server's do.
 
+Changing rates under a live schedule (`retune`, run first by every change that passes the
+caller's `intervals`, seconds per unit of each rate). A TAT is "seconds until the bucket is full
+again" in units of its rate: `TAT_i - base = u_i * interval_i` for the `u_i` units still pending
+(`base` = now, or the end of a running pause, which is time and not units). The row remembers the
+intervals its TATs are expressed in; a caller with other intervals converts it first,
+
+    TAT_i' = base + (TAT_i - base) * interval_i' / interval_i        (TAT_i > base)
+
+(and the latest booking's end likewise from its start, which is a time and stays),
+so what was consumed stays consumed, in units; only the speed it drains at changes (a doubled rate
+drains 4 s of backlog in 2 s). But a bucket is never more than empty: a converted backlog is capped
+at the caller's tolerance plus horizon (`intervals[3]`, when given). A row with no intervals yet
+(0: new, or older than this) adopts the caller's. Every process converts to its own view, so two
+that briefly disagree (one has learned a new limit, the other not yet) never mix units in one
+booking. The burst (`tolerance`) is a parameter of each booking, not state.
+
 The Redis backend runs the same formulas as a Lua script; keep the two in sync.
 """
 
@@ -49,11 +65,26 @@ __all__ = [
     "peek",
     "raise_floor",
     "reserve",
+    "retune",
     "undo",
 ]
 
 #: Field order of `LimiterRow.fields()`; the SQLite columns and Redis hash fields use it too.
-FIELDS = ("tat0", "tat1", "tat2", "paused_until", "shift", "last_start", "end0", "end1", "end2", "version")
+FIELDS = (
+    "tat0",
+    "tat1",
+    "tat2",
+    "paused_until",
+    "shift",
+    "last_start",
+    "end0",
+    "end1",
+    "end2",
+    "version",
+    "iv0",
+    "iv1",
+    "iv2",
+)
 
 
 #: Float sums of many small costs drift by nanoseconds; a microsecond is far below any timing
@@ -79,26 +110,73 @@ class LimiterRow:
     last_ends: list[float] = field(default_factory=_zeros)
     #: Bumped by every change, so an undo can tell whether anything happened since its booking.
     version: float = 0.0
+    #: Seconds per unit of each rate that the TATs are expressed in (0 = not known yet).
+    intervals: list[float] = field(default_factory=_zeros)
 
     def fields(self) -> tuple[float, ...]:
-        return (*self.tats, self.paused_until, self.shift, self.last_start, *self.last_ends, self.version)
+        return (
+            *self.tats,
+            self.paused_until,
+            self.shift,
+            self.last_start,
+            *self.last_ends,
+            self.version,
+            *self.intervals,
+        )
 
     def copy(self) -> LimiterRow:
         return LimiterRow(
-            self.tats[:], self.paused_until, self.shift, self.last_start, self.last_ends[:], self.version
+            self.tats[:],
+            self.paused_until,
+            self.shift,
+            self.last_start,
+            self.last_ends[:],
+            self.version,
+            self.intervals[:],
         )
 
     @classmethod
     def from_fields(cls, values: Sequence[float]) -> LimiterRow:
         v = [float(x) for x in values]
+        intervals = v[10:13] if len(v) >= 13 else _zeros()
         return cls(
-            tats=v[0:3], paused_until=v[3], shift=v[4], last_start=v[5], last_ends=v[6:9], version=v[9]
+            tats=v[0:3],
+            paused_until=v[3],
+            shift=v[4],
+            last_start=v[5],
+            last_ends=v[6:9],
+            version=v[9],
+            intervals=intervals,
         )
 
     def backlogs(self, now: float) -> tuple[float, ...]:
         """Seconds until each rate's bucket is full again (0 = full)."""
         tats = self.tats
         return (max(0.0, tats[0] - now), max(0.0, tats[1] - now), max(0.0, tats[2] - now))
+
+
+def retune(row: LimiterRow, now: float, intervals: Sequence[float]) -> None:
+    """Express the row in `intervals` (see the module docstring); nothing to do when it already is.
+    A fourth value, when given, caps each converted backlog (the caller's tolerance plus horizon)."""
+    if not intervals:
+        return
+    current = row.intervals
+    if current[0] == intervals[0] and current[1] == intervals[1] and current[2] == intervals[2]:
+        return
+    cap = intervals[3] if len(intervals) > 3 else math.inf
+    base = max(now, row.paused_until)
+    anchor = max(base, row.last_start)  # the latest booking still starts then; its cost converts
+    tats, ends = row.tats, row.last_ends
+    for i in _RATES:
+        old, new = current[i], intervals[i]
+        if old > 0 and old != new:
+            factor = new / old
+            if tats[i] > base:
+                tats[i] = base + min((tats[i] - base) * factor, cap)
+            if ends[i] > anchor:
+                ends[i] = anchor + (ends[i] - anchor) * factor
+        current[i] = new
+    row.version += 1
 
 
 # `reserve` and `adjust` run on every call: they loop over index ranges and change the row's lists
@@ -139,10 +217,12 @@ def book(
     tolerance: float,
     horizon: float,
     credit: Sequence[float],
+    intervals: Sequence[float] = (),
 ) -> Booking:
-    """`LimiterStore.reserve` as one change of `row`: apply the held give-backs (`credit`, <= 0),
-    then book `costs` if their start is within `horizon`. The row as it was before the booking
-    goes into the result, so a cancelled waiter can be undone exactly."""
+    """`LimiterStore.reserve` as one change of `row`: express it in the caller's `intervals`, apply
+    the held give-backs (`credit`, <= 0), then book `costs` if their start is within `horizon`. The
+    row as it was before the booking goes into the result, so a cancelled waiter can be undone exactly."""
+    retune(row, now, intervals)
     if any(credit):
         adjust(row, now, credit)
     before = row.fields()
@@ -155,8 +235,9 @@ def peek(row: LimiterRow, now: float) -> Booking:
     return Booking(max(0.0, row.paused_until - now), row.backlogs(now), shift=row.shift)
 
 
-def adjust(row: LimiterRow, now: float, deltas: Sequence[float]) -> None:
+def adjust(row: LimiterRow, now: float, deltas: Sequence[float], intervals: Sequence[float] = ()) -> None:
     """Charge (positive) or give back (negative) seconds of each rate after the fact."""
+    retune(row, now, intervals)
     queued = row.last_start > now
     tats, ends = row.tats, row.last_ends
     for i in _RATES:
@@ -171,19 +252,29 @@ def adjust(row: LimiterRow, now: float, deltas: Sequence[float]) -> None:
 
 
 def undo(
-    row: LimiterRow, now: float, before: Sequence[float], version: float, costs: Sequence[float]
+    row: LimiterRow,
+    now: float,
+    before: Sequence[float],
+    version: float,
+    costs: Sequence[float],
+    intervals: Sequence[float] = (),
 ) -> None:
     """Take back a booking that never started: exactly if nothing changed since it was made."""
     if row.version == version:
         restored = LimiterRow.from_fields(before)
         row.tats, row.last_start, row.last_ends = restored.tats, restored.last_start, restored.last_ends
+        row.intervals = restored.intervals
         row.version += 1
+        retune(row, now, intervals)
     else:
-        adjust(row, now, [-c for c in costs])
+        adjust(row, now, [-c for c in costs], intervals)
 
 
-def cool_down(row: LimiterRow, now: float, seconds: float, tolerance: float) -> None:
+def cool_down(
+    row: LimiterRow, now: float, seconds: float, tolerance: float, intervals: Sequence[float] = ()
+) -> None:
     """Pause everything until now + seconds; push a queued schedule back by the extension."""
+    retune(row, now, intervals)
     extension = max(0.0, now + seconds - max(row.paused_until, now))
     row.paused_until = max(row.paused_until, now + seconds)
     row.shift += extension
@@ -196,8 +287,11 @@ def cool_down(row: LimiterRow, now: float, seconds: float, tolerance: float) -> 
     row.version += 1
 
 
-def raise_floor(row: LimiterRow, now: float, backlogs: Sequence[float | None]) -> None:
+def raise_floor(
+    row: LimiterRow, now: float, backlogs: Sequence[float | None], intervals: Sequence[float] = ()
+) -> None:
     """Move TATs forward so each bucket is at least `backlog` seconds from full (never back)."""
+    retune(row, now, intervals)
     row.tats = [
         tat if backlog is None else max(tat, now + backlog)
         for tat, backlog in zip(row.tats, backlogs, strict=True)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from llm_pipeline.claude.state import circuit, gcra
 from llm_pipeline.claude.state.base import Booking, LedgerEntry, LedgerSelection, LedgerStats, PendingBatch
 from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
+from llm_pipeline.claude.state.learned import MemoryLearnedStore
 
 __all__ = ["MemoryBackend"]
 
@@ -30,20 +31,27 @@ class MemoryLimiterStore:
         tolerance: float,
         horizon: float = math.inf,
         credit: Sequence[float] = (),
+        intervals: Sequence[float] = (),
     ) -> Booking:
-        return gcra.book(self._row(name), self._now(), costs, tolerance, horizon, credit)
+        return gcra.book(self._row(name), self._now(), costs, tolerance, horizon, credit, intervals)
 
-    async def adjust(self, name: str, deltas: Sequence[float]) -> None:
-        gcra.adjust(self._row(name), self._now(), deltas)
+    async def adjust(self, name: str, deltas: Sequence[float], intervals: Sequence[float] = ()) -> None:
+        gcra.adjust(self._row(name), self._now(), deltas, intervals)
 
-    async def undo(self, name: str, booking: Booking, costs: Sequence[float]) -> None:
-        gcra.undo(self._row(name), self._now(), booking.before, booking.version, costs)
+    async def undo(
+        self, name: str, booking: Booking, costs: Sequence[float], intervals: Sequence[float] = ()
+    ) -> None:
+        gcra.undo(self._row(name), self._now(), booking.before, booking.version, costs, intervals)
 
-    async def cool_down(self, name: str, seconds: float, tolerance: float) -> None:
-        gcra.cool_down(self._row(name), self._now(), seconds, tolerance)
+    async def cool_down(
+        self, name: str, seconds: float, tolerance: float, intervals: Sequence[float] = ()
+    ) -> None:
+        gcra.cool_down(self._row(name), self._now(), seconds, tolerance, intervals)
 
-    async def raise_floor(self, name: str, backlogs: Sequence[float | None]) -> None:
-        gcra.raise_floor(self._row(name), self._now(), backlogs)
+    async def raise_floor(
+        self, name: str, backlogs: Sequence[float | None], intervals: Sequence[float] = ()
+    ) -> None:
+        gcra.raise_floor(self._row(name), self._now(), backlogs, intervals)
 
     async def peek(self, name: str) -> Booking:
         return gcra.peek(self._row(name), self._now())
@@ -173,6 +181,7 @@ class MemoryBackend:
         self.ledger = MemoryLedgerStore(self.claims)
         self.claims.answers = self.ledger._entries
         self.batches = MemoryBatchStore()
+        self.learned = MemoryLearnedStore()
 
     async def verify(self) -> None:
         return None

@@ -19,13 +19,15 @@ local function fmt(x) return string.format('%.17g', x) end
 LIMITER_LUA = (
     _COMMON
     + r"""
-local FIELDS = {'tat0','tat1','tat2','paused_until','shift','last_start','end0','end1','end2','version'}
+local FIELDS = {'tat0','tat1','tat2','paused_until','shift','last_start','end0','end1','end2','version',
+                'iv0','iv1','iv2'}
 local N = #FIELDS
 local key, op, t = KEYS[1], ARGV[1], now()
 local v = redis.call('HMGET', key, unpack(FIELDS))
 local r = {}
 for i = 1, N do r[i] = tonumber(v[i]) or 0 end
--- r[1..3] tats, r[4] paused_until, r[5] shift, r[6] last_start, r[7..9] last_ends, r[10] version
+-- r[1..3] tats, r[4] paused_until, r[5] shift, r[6] last_start, r[7..9] last_ends, r[10] version,
+-- r[11..13] the intervals the tats are expressed in (0 = not known yet)
 local function save()
   local out = {}
   for i = 1, N do out[#out + 1] = FIELDS[i]; out[#out + 1] = fmt(r[i]) end
@@ -44,17 +46,39 @@ local function adjust(d)
   end
   r[10] = r[10] + 1
 end
+-- gcra.retune: express the row in the caller's intervals ARGV[k..k+2] (ARGV[k+3]: the cap on a
+-- converted backlog), when given
+local function retune(k)
+  if not ARGV[k] then return end
+  local iv = {tonumber(ARGV[k]), tonumber(ARGV[k + 1]), tonumber(ARGV[k + 2])}
+  if r[11] == iv[1] and r[12] == iv[2] and r[13] == iv[3] then return end
+  local cap = tonumber(ARGV[k + 3]) or math.huge
+  local base = math.max(t, r[4])
+  local anchor = math.max(base, r[6])
+  for i = 1, 3 do
+    local old = r[10 + i]
+    if old > 0 and old ~= iv[i] then
+      local factor = iv[i] / old
+      if r[i] > base then r[i] = base + math.min((r[i] - base) * factor, cap) end
+      if r[6 + i] > anchor then r[6 + i] = anchor + (r[6 + i] - anchor) * factor end
+    end
+    r[10 + i] = iv[i]
+  end
+  r[10] = r[10] + 1
+end
 
 if op == 'reserve' then
-  -- ARGV: 'reserve', costs[1..3], tolerance, horizon ('inf' = no horizon)[, credit[1..3]]
+  -- ARGV: 'reserve', costs[1..3], tolerance, horizon ('inf' = no horizon)[, credit[1..3][, intervals[1..3]]]
   local c, tol = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])}, tonumber(ARGV[5])
+  local version = r[10]
+  retune(10)
+  local changed = r[10] ~= version
   local horizon = ARGV[6] == 'inf' and math.huge or tonumber(ARGV[6])
-  local credited = false
   if ARGV[7] then
     local credit = {tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])}
     if credit[1] ~= 0 or credit[2] ~= 0 or credit[3] ~= 0 then
       adjust(credit)
-      credited = true
+      changed = true
     end
   end
   local before = {}
@@ -73,7 +97,7 @@ if op == 'reserve' then
     r[6] = math.max(r[6], start)
     r[10] = r[10] + 1
     save()
-  elseif credited then
+  elseif changed then
     save()
   end
   local reply = with_backlogs({fmt(start - t)})
@@ -83,17 +107,21 @@ if op == 'reserve' then
   reply[#reply + 1] = booked and '1' or '0'
   return reply
 elseif op == 'adjust' then
+  retune(5)
   adjust({tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])})
 elseif op == 'undo' then
-  -- ARGV: 'undo', version, before[1..N], costs[1..3]
+  -- ARGV: 'undo', version, before[1..N], costs[1..3][, intervals[1..3]]
   if r[10] == tonumber(ARGV[2]) then
-    for _, i in ipairs({1, 2, 3, 6, 7, 8, 9}) do r[i] = tonumber(ARGV[2 + i]) end
+    for _, i in ipairs({1, 2, 3, 6, 7, 8, 9, 11, 12, 13}) do r[i] = tonumber(ARGV[2 + i]) end
     r[10] = r[10] + 1
+    retune(6 + N)
   else
+    retune(6 + N)
     adjust({-tonumber(ARGV[3 + N]), -tonumber(ARGV[4 + N]), -tonumber(ARGV[5 + N])})
   end
 elseif op == 'cool_down' then
   local seconds, tol = tonumber(ARGV[2]), tonumber(ARGV[3])
+  retune(4)
   local ext = math.max(0, t + seconds - math.max(r[4], t))
   r[4] = math.max(r[4], t + seconds)
   r[5] = r[5] + ext
@@ -107,6 +135,7 @@ elseif op == 'cool_down' then
   end
   r[10] = r[10] + 1
 elseif op == 'raise_floor' then
+  retune(5)
   for i = 1, 3 do
     local b = tonumber(ARGV[1 + i])
     if b then r[i] = math.max(r[i], t + b) end

@@ -33,6 +33,8 @@ from llm_pipeline.claude.state.base import (
     encode_items,
 )
 from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
+from llm_pipeline.claude.state.gcra import FIELDS
+from llm_pipeline.claude.state.learned import RedisLearnedStore
 from llm_pipeline.claude.state.redact import redact
 from llm_pipeline.claude.state.redis_keys import MARKER, PREFIX
 from llm_pipeline.claude.state.redis_keys import num as _num
@@ -47,6 +49,7 @@ MAX_CONNECTIONS = 64
 POOL_WAIT_S = 60.0
 #: Opening a connection waits at most this (or the backend's timeout, if shorter).
 CONNECT_TIMEOUT_S = 5.0
+_NO_CREDIT = (0.0, 0.0, 0.0)
 
 
 class RedisLimiterStore:
@@ -64,27 +67,56 @@ class RedisLimiterStore:
         tolerance: float,
         horizon: float = math.inf,
         credit: Sequence[float] = (),
+        intervals: Sequence[float] = (),
     ) -> Booking:
         limit = "inf" if math.isinf(horizon) else _num(horizon)
+        if intervals and not credit:
+            credit = _NO_CREDIT  # the Lua script reads the intervals after the three credit values
         reply = await self._run(
-            name, "reserve", *map(_num, costs), _num(tolerance), limit, *map(_num, credit)
+            name,
+            "reserve",
+            *map(_num, costs),
+            _num(tolerance),
+            limit,
+            *map(_num, credit),
+            *map(_num, intervals),
         )
         values = [float(x) for x in reply]
+        n = len(FIELDS)
         return Booking(
-            values[0], tuple(values[1:4]), tuple(values[4:14]), values[14], values[15], bool(values[16])
+            values[0],
+            tuple(values[1:4]),
+            tuple(values[4 : 4 + n]),
+            values[4 + n],
+            values[5 + n],
+            bool(values[6 + n]),
         )
 
-    async def adjust(self, name: str, deltas: Sequence[float]) -> None:
-        await self._run(name, "adjust", *map(_num, deltas))
+    async def adjust(self, name: str, deltas: Sequence[float], intervals: Sequence[float] = ()) -> None:
+        await self._run(name, "adjust", *map(_num, deltas), *map(_num, intervals))
 
-    async def undo(self, name: str, booking: Booking, costs: Sequence[float]) -> None:
-        await self._run(name, "undo", _num(booking.version), *map(_num, booking.before), *map(_num, costs))
+    async def undo(
+        self, name: str, booking: Booking, costs: Sequence[float], intervals: Sequence[float] = ()
+    ) -> None:
+        await self._run(
+            name,
+            "undo",
+            _num(booking.version),
+            *map(_num, booking.before),
+            *map(_num, costs),
+            *map(_num, intervals),
+        )
 
-    async def cool_down(self, name: str, seconds: float, tolerance: float) -> None:
-        await self._run(name, "cool_down", _num(seconds), _num(tolerance))
+    async def cool_down(
+        self, name: str, seconds: float, tolerance: float, intervals: Sequence[float] = ()
+    ) -> None:
+        await self._run(name, "cool_down", _num(seconds), _num(tolerance), *map(_num, intervals))
 
-    async def raise_floor(self, name: str, backlogs: Sequence[float | None]) -> None:
-        await self._run(name, "raise_floor", *("-" if b is None else _num(b) for b in backlogs))
+    async def raise_floor(
+        self, name: str, backlogs: Sequence[float | None], intervals: Sequence[float] = ()
+    ) -> None:
+        floors = ("-" if b is None else _num(b) for b in backlogs)
+        await self._run(name, "raise_floor", *floors, *map(_num, intervals))
 
     async def peek(self, name: str) -> Booking:
         values = [float(x) for x in await self._run(name, "peek")]
@@ -195,6 +227,7 @@ class RedisBackend:
         self.claims = RedisClaimStore(self._client)
         self.ledger = RedisLedgerStore(self._client, self.location)
         self.batches = RedisBatchStore(self._client)
+        self.learned = RedisLearnedStore(self._client)
         #: The marker found (or written, `marker_created`) by `verify`.
         self.marker: str | None = None
         self.marker_created = False

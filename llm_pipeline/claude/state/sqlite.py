@@ -37,6 +37,7 @@ from llm_pipeline.claude.state.base import (
     Booking,
 )
 from llm_pipeline.claude.state.circuit import Admission, BreakerPolicy, Transition
+from llm_pipeline.claude.state.learned import SqliteLearnedStore
 from llm_pipeline.claude.state.sqlite_claims import SqliteClaimStore
 from llm_pipeline.claude.state.sqlite_ledger import (
     LEDGER_SCHEMA,
@@ -80,6 +81,21 @@ def _ready(conn: sqlite3.Connection, transient_tables: tuple[str, ...]) -> sqlit
     same_boot(conn, transient_tables)
     conn.execute("PRAGMA busy_timeout=0")
     return conn
+
+
+def _upgrade_limiter_table(conn: sqlite3.Connection) -> None:
+    """Add the columns a `limits.sqlite` written by an older version lacks (0 = not known yet).
+
+    Two processes may upgrade the same file at once; the loser's ALTER fails on the duplicate
+    column, which is exactly the state it wanted."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(limiter)")}
+    for column in gcra.FIELDS:
+        if column not in present:
+            try:
+                conn.execute(f"ALTER TABLE limiter ADD COLUMN {column} REAL NOT NULL DEFAULT 0")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 class SqliteLimiterStore:
@@ -144,21 +160,33 @@ class SqliteLimiterStore:
         tolerance: float,
         horizon: float = math.inf,
         credit: Sequence[float] = (),
+        intervals: Sequence[float] = (),
     ) -> Booking:
         change = self._change
-        return (await self._patience.run(change, name, gcra.book, costs, tolerance, horizon, credit))[0]
+        booked = await self._patience.run(
+            change, name, gcra.book, costs, tolerance, horizon, credit, intervals
+        )
+        return booked[0]
 
-    async def adjust(self, name: str, deltas: Sequence[float]) -> None:
-        await self._patience.run(self._change, name, gcra.adjust, deltas)
+    async def adjust(self, name: str, deltas: Sequence[float], intervals: Sequence[float] = ()) -> None:
+        await self._patience.run(self._change, name, gcra.adjust, deltas, intervals)
 
-    async def undo(self, name: str, booking: Booking, costs: Sequence[float]) -> None:
-        await self._patience.run(self._change, name, gcra.undo, booking.before, booking.version, costs)
+    async def undo(
+        self, name: str, booking: Booking, costs: Sequence[float], intervals: Sequence[float] = ()
+    ) -> None:
+        await self._patience.run(
+            self._change, name, gcra.undo, booking.before, booking.version, costs, intervals
+        )
 
-    async def cool_down(self, name: str, seconds: float, tolerance: float) -> None:
-        await self._patience.run(self._change, name, gcra.cool_down, seconds, tolerance)
+    async def cool_down(
+        self, name: str, seconds: float, tolerance: float, intervals: Sequence[float] = ()
+    ) -> None:
+        await self._patience.run(self._change, name, gcra.cool_down, seconds, tolerance, intervals)
 
-    async def raise_floor(self, name: str, backlogs: Sequence[float | None]) -> None:
-        await self._patience.run(self._change, name, gcra.raise_floor, backlogs)
+    async def raise_floor(
+        self, name: str, backlogs: Sequence[float | None], intervals: Sequence[float] = ()
+    ) -> None:
+        await self._patience.run(self._change, name, gcra.raise_floor, backlogs, intervals)
 
     async def peek(self, name: str) -> Booking:
         return await self._patience.run(self._peek, name)
@@ -255,8 +283,10 @@ class SqliteBackend:
         patience = Patience(timeout_s, sleep)
         self._limits = _connect(self.directory / "limits.sqlite", _LIMITS_SCHEMA, timeout_s)
         try:
+            _upgrade_limiter_table(self._limits)
             self._ledger = _connect(self.directory / "ledger.sqlite", LEDGER_SCHEMA, timeout_s)
             migrate(self._ledger)
+            learned = SqliteLearnedStore(self._limits.cursor(), patience)  # its table, while SQLite waits
             _ready(self._limits, ("limiter", "breaker"))
             _ready(self._ledger, ("claim",))
         except BaseException:
@@ -269,6 +299,7 @@ class SqliteBackend:
         self.claims = SqliteClaimStore(self._ledger.cursor(), now, patience)
         self.ledger = SqliteLedgerStore(self._ledger.cursor(), patience)
         self.batches = SqliteBatchStore(self._ledger, patience)
+        self.learned = learned
 
     async def verify(self) -> None:
         """Nothing to do: opening the files already proved they can be read and written."""
