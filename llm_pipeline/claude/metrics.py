@@ -30,6 +30,9 @@ class CallRecord:
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    #: Input tokens the limiter booked up front (the estimate; without the cached prefix once it is
+    #: known to be read from the cache); usage settles the difference.
+    booked_input_tokens: int = 0
     #: USD at list price (batch discount applied when `batch`); None when the model is unpriced.
     cost_usd: float | None = None
     #: Wall time of the attempt that produced the outcome, as seen by the client.

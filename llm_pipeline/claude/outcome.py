@@ -29,8 +29,10 @@ class Tally:
     rate_limited: int = 0
     latency_s: float = 0.0
     request_id: str | None = None
-    #: Seconds spent waiting for the limiter (not holding a call in flight).
+    #: Seconds spent waiting for the limiter or a prompt-cache warm-up (not holding a call in flight).
     limiter_wait_s: float = 0.0
+    #: Input tokens the limiter booked up front for the latest attempt.
+    booked_input_tokens: int = 0
 
 
 def cached_result(request: Request, hit: LedgerHit, batch: BatchAnswer | None = None) -> CallResult:
@@ -83,6 +85,7 @@ def finished_result(
         "rate_limited": tally.rate_limited,
         "fallback": fallback,
         "request_id": tally.request_id,
+        "booked_input_tokens": tally.booked_input_tokens,
     }
     if message is not None:
         usage = message.usage

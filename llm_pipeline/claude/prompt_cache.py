@@ -23,9 +23,9 @@ and a fan-out (ANTHROPIC_FACTS §2, §3):
   becomes the writer (`abandoned`). A prefix whose first answer shows the model did not cache it
   opens all the same: nothing is gained by waiting.
 
-Both are per process: each process of a backfill warms its own prefix once, and books from what
-its own responses showed. A top-level `cache_control` (automatic caching of the whole prompt) is
-not a shared prefix and is ignored here.
+Both are per client (`attempt.py` holds them; a pipeline step has one client): each process of a
+backfill warms its own prefix once, and books from what its own responses showed. A top-level
+`cache_control` (automatic caching of the whole prompt) is not a shared prefix and is ignored here.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from llm_pipeline.claude.token_estimate import estimate_input_tokens
 
 __all__ = ["CachePrefix", "PrefixWarmth", "WarmUp", "cache_prefix"]
 
-#: Prefixes remembered per process (a pipeline has one or two per step; this only bounds memory).
+#: Prefixes remembered per client (a pipeline has one or two per step; this only bounds memory).
 MAX_PREFIXES = 1_024
 _REQUEST_OVERHEAD = estimate_input_tokens({})
 
