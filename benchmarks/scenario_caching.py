@@ -111,7 +111,7 @@ def _row(label: str, run: StackRun, server: dict[str, Any]) -> dict[str, Any]:
         "lost": run.lost,
         "wall_s": round(run.wall_s, 1),
         "documents_per_min": round(run.documents / run.wall_s * 60, 0),
-        "cost_per_document_usd": round(usd / run.documents, 7),
+        "cost_per_1000_documents_usd": round(usd / run.documents * 1000, 4),
         "uncached_input_per_call": round(server["input_tokens"] / max(1, server["successes"])),
         "prefix_tokens": round(server["cache_creation_input_tokens"] / writes) if writes else None,
         "cache_writes": writes,
@@ -131,7 +131,7 @@ def run_caching(n: int = DOCUMENTS) -> ScenarioResult:
         rows.append(_row(label, run, server))
     with_cache, without = rows
     speed = with_cache["documents_per_min"] / without["documents_per_min"]
-    cost_ratio = with_cache["cost_per_document_usd"] / without["cost_per_document_usd"]
+    cost_ratio = with_cache["cost_per_1000_documents_usd"] / without["cost_per_1000_documents_usd"]
     result = ScenarioResult(
         key="8",
         title="Prompt caching, token-bound: ~3,000-token shared prefix, ~500-token documents",
@@ -162,7 +162,8 @@ def run_caching(n: int = DOCUMENTS) -> ScenarioResult:
         definitions=[
             "documents/min = documents / seconds from the first request sent to the last answer x 60.",
             "cost per document = the simulator's billed tokens of the run (input, 5-minute cache writes, "
-            "cache reads, output) at the pipeline's price table for the model, / documents.",
+            "cache reads, output) at the pipeline's price table for the model, / documents (shown per "
+            "1,000 documents).",
             "prefix tokens = cache-write tokens / cache writes (the simulator's usage counters); uncached "
             "input per call = billed input tokens / successful calls.",
             "cache writes = calls whose usage shows a cache write: 1 means the warm-up let only the first "
