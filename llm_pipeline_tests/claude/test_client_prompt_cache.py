@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from llm_pipeline.claude import CallRecord, Request, Runner, open_client
 from llm_pipeline.claude.prompt_cache import cache_prefix
 from llm_pipeline.claude.token_estimate import estimate_input_tokens
@@ -62,11 +64,12 @@ async def test_the_first_call_writes_the_prefix_alone_then_the_rest_read_it(simu
     )
 
 
-async def test_a_failed_writer_hands_the_write_to_the_next_call(simulator: Simulator) -> None:
+@pytest.mark.parametrize("paced", [False, True], ids=["runner", "runner gated on in_flight"])
+async def test_a_failed_writer_hands_the_write_to_the_next_call(simulator: Simulator, paced: bool) -> None:
     """The warm-up's first request meets a 500: the gate does not stay shut, the next caller writes."""
     simulator.control.configure(latency=Latency(median_s=0.1))
     simulator.control.set_faults(schedule=[ScheduledFault("500", count=1)])
-    records = await _run(simulator, [cached_request(i) for i in range(8)], concurrency=8)
+    records = await _run(simulator, [cached_request(i) for i in range(8)], concurrency=8, paced=paced)
     stats = simulator.control.stats()
     assert (stats["cache_writes"], stats["cache_reads"]) == (1, 7)
     assert sum(r.attempts for r in records) == 9  # the writer's first attempt failed and was retried
