@@ -120,3 +120,27 @@ async def test_the_limiter_books_less_once_warm_and_in_full_again_after_the_entr
     assert uncached < full / 10
     stats = simulator.control.stats()
     assert (stats["cache_writes"], stats["cache_reads"]) == (2, 4)
+
+
+async def test_a_ledger_hit_carries_the_cache_tokens_of_the_answer_it_reuses(
+    simulator: Simulator, tmp_path
+) -> None:
+    """Regression: a run taking another run's answers from the ledger wrote rows with the answer's
+    input tokens but no cache reads or writes, so two runs of one day wrote different tables."""
+    config = settings(simulator.base_url, state=str(tmp_path / "state"))
+    paid: list[CallRecord] = []
+    reused: list[CallRecord] = []
+    async with open_client(config, on_record=paid.append) as client:
+        for i in range(2):
+            await client.call(cached_request(i))
+    async with open_client(config, on_record=reused.append) as client:
+        for i in range(2):
+            await client.call(cached_request(i))
+    assert [r.cached for r in reused] == [True, True]
+    tokens = [(r.input_tokens, r.cache_creation_input_tokens, r.cache_read_input_tokens) for r in paid]
+    assert [
+        (r.input_tokens, r.cache_creation_input_tokens, r.cache_read_input_tokens) for r in reused
+    ] == tokens
+    assert tokens[0][1] > 0, "the first call wrote the prefix"
+    assert tokens[1][2] > 0, "the second read it"
+    assert [r.cost_usd for r in reused] == [0.0, 0.0]
