@@ -1,6 +1,6 @@
-"""`python -m benchmarks` (`make bench`): run the scenarios of issues 8 and 15, print and write the results.
+"""`python -m benchmarks` (`make bench`): run the scenarios of issues 8, 15 and 17; print and write results.
 
-    python -m benchmarks                    # all seven at full size (~10 minutes on 2 cores)
+    python -m benchmarks                    # all eight at full size (~12 minutes on 2 cores)
     python -m benchmarks -s 1 -s 6          # some of them
     python -m benchmarks --scale 0.1        # every size x0.1 (a quick look; not comparable)
     python -m benchmarks --no-write         # print only
@@ -23,6 +23,8 @@ from typing import Any
 from benchmarks import report
 from benchmarks.harness import REPO, ScenarioResult, log, machine
 from benchmarks.scenario_baselines import SEQUENTIAL_SAMPLE, run_baselines
+from benchmarks.scenario_caching import DOCUMENTS as CACHING_DOCUMENTS
+from benchmarks.scenario_caching import run_caching
 from benchmarks.scenario_latency import CALLS as LATENCY_CALLS
 from benchmarks.scenario_latency import run_latency
 from benchmarks.scenario_limits import run_limits
@@ -33,7 +35,7 @@ from benchmarks.scenario_rate import DOCUMENTS, run_rate, run_tokens
 
 __all__ = ["main"]
 
-ALL = ("1", "2", "3", "4", "5", "6", "7")
+ALL = ("1", "2", "3", "4", "5", "6", "7", "8")
 RESULTS = REPO / "benchmarks" / "results"
 LATEST = REPO / "benchmarks" / "RESULTS.md"
 
@@ -58,6 +60,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[dict[str, ScenarioRes
             done["2"].rows[0] if "2" in done else None,
         ),
         "7": lambda done: run_limits(documents),
+        "8": lambda done: run_caching(_sized(CACHING_DOCUMENTS, s, 20)),
     }
 
 
@@ -74,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> list[ScenarioResult]:
         prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "-s", "--scenario", action="append", default=[], help="1-7, repeatable or comma-separated"
+        "-s", "--scenario", action="append", default=[], help="1-8, repeatable or comma-separated"
     )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size (default 1)")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"scenario 4 rounds (default {ROUNDS})")

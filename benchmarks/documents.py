@@ -3,22 +3,37 @@
 Scenarios 1, 2 and 6 call for ~1,500-character documents: the generator's documents (people,
 organisations, places, several scripts) are joined and cut at word boundaries, so every
 document is as long as asked and every request is distinct. The requests are the pipeline's own
-extraction requests (`tasks.entities.build_request`), system prompt and JSON schema included.
+extraction requests (the step's template, fences and JSON schema) with the short instructions the
+extraction step had when the scenarios were defined (issue 8): since issue 17 the step's own
+instructions are a ~4,400-token cached prefix, which would turn scenario 2's token-bound workload
+into a request-bound one and make its figures incomparable with earlier runs. Scenario 8 measures
+prompt caching with a prefix of its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 
 from llm_pipeline.claude import Request
 from llm_pipeline.prompts import entities
+from llm_pipeline.prompts.fencing import UNTRUSTED_NOTICE
 from llm_pipeline.tools.sample_data import generate_day
 
 __all__ = ["MODEL", "documents", "extraction_requests", "short_requests"]
 
 MODEL = "claude-haiku-5-5"
 _DAY = date(2026, 11, 20)
+#: The extraction prompt of scenarios 1-6: short instructions, below every model's cache minimum.
+_PROMPT = dataclasses.replace(
+    entities.PROMPT,
+    instructions=(
+        "You extract the main topics and the named entities (people, organizations, locations, products, "
+        "technologies, events) from one document. Give 1 to 8 short topic phrases and at most 50 entities, "
+        "each once, most important first. " + UNTRUSTED_NOTICE
+    ),
+)
 
 
 def documents(n: int, *, chars: int = 1_500, seed: int = 8) -> list[tuple[str, str]]:
@@ -44,7 +59,7 @@ def documents(n: int, *, chars: int = 1_500, seed: int = 8) -> list[tuple[str, s
 def extraction_requests(n: int, *, chars: int = 1_500, max_tokens: int = 200, seed: int = 8) -> list[Request]:
     """The pipeline's extraction request for `n` distinct documents."""
     return [
-        entities.build_request(doc_id, text, model=MODEL, max_tokens=max_tokens)
+        _PROMPT.request({"doc_id": doc_id, "text": text}, model=MODEL, max_tokens=max_tokens)
         for doc_id, text in documents(n, chars=chars, seed=seed)
     ]
 

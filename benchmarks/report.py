@@ -48,7 +48,7 @@ def _machine(run: dict[str, Any]) -> list[str]:
 
 def markdown(run: dict[str, Any], results: Sequence[ScenarioResult]) -> str:
     lines = [f"# llm_pipeline benchmarks, {run['date']}", "", *_machine(run), ""]
-    lines += ["## Targets (issues 8 and 15)", ""]
+    lines += ["## Targets (issues 8, 15 and 17)", ""]
     targets = [(r.key, t) for r in results for t in r.targets]
     rows = [
         {"scenario": key, "target": t.name, "measured": t.value, "threshold": f"{t.op} {_cell(t.threshold)}"}

@@ -12,6 +12,7 @@ import pytest
 from benchmarks.cli import main
 from benchmarks.harness import ScenarioResult
 from benchmarks.scenario_baselines import run_baselines
+from benchmarks.scenario_caching import run_caching
 from benchmarks.scenario_latency import run_latency
 from benchmarks.scenario_limits import run_limits
 from benchmarks.scenario_memory import run_memory
@@ -47,6 +48,16 @@ def test_rate_and_token_bound_tiny(
     assert row["lost"] == 0
     assert row["duplicate_paid_calls"] == 0
     assert row["attempts"] >= 12
+
+
+def test_prompt_caching_tiny() -> None:
+    result = run_caching(20)
+    measured(result)
+    cached, uncached = result.rows
+    assert (cached["documents"], cached["lost"], uncached["lost"]) == (20, 0, 0)
+    assert (cached["cache_writes"], cached["cache_reads"]) == (1, 19), "the warm-up: one write, then reads"
+    assert (uncached["cache_writes"], uncached["cache_reads"]) == (0, 0)
+    assert cached["duplicate_paid_calls"] == uncached["duplicate_paid_calls"] == 0
 
 
 def test_latency_bound_tiny() -> None:

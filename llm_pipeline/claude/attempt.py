@@ -1,7 +1,12 @@
 """One attempt of a call: the breaker, the limiter and its learner around one HTTP exchange.
 
-    breaker.check → learner.load → limiter.reserve → breaker.admit → SDK with a timeout →
+    warm-up → breaker.check → learner.load → limiter.reserve → breaker.admit → SDK with a timeout →
     ledger.keep → learner.observe (the rate-limit headers) → limiter.settle → breaker.record
+
+A request that carries a cached prefix (`prompt_cache.py`) first waits for its turn in the
+prefix's warm-up: the first attempt with a new prefix goes alone and writes it, the others go once
+its answer has arrived and read it. It then books its input at what will count: in full until a
+response has shown the prefix read from the cache, without the prefix after that.
 
 The answer is kept in the ledger before anything else happens to it, so a crash after the
 exchange cannot cost a second payment. An attempt that fails tells the learner, the limiter and
@@ -29,6 +34,7 @@ from llm_pipeline.claude.limit_learning import LimitLearner
 from llm_pipeline.claude.limiter import Reservation
 from llm_pipeline.claude.outcome import Tally
 from llm_pipeline.claude.pacing import Pacing
+from llm_pipeline.claude.prompt_cache import CachePrefix, PrefixWarmth, WarmUp, cache_prefix
 from llm_pipeline.claude.sdk_errors import map_sdk_errors
 from llm_pipeline.claude.settings import ClaudeSettings
 from llm_pipeline.claude.state.base import BreakerStore
@@ -60,6 +66,9 @@ class Attempt:
         self._ledger, self._pacing, self._drain, self._in_flight = ledger, pacing, drain, in_flight
         self._clock, self._on_event = clock, on_event
         self._breakers: dict[str, Breaker] = {}
+        #: What this client's responses showed of each cached prefix, and each prefix's warm-up.
+        self._warmth = PrefixWarmth()
+        self._warm_up = WarmUp()
 
     def breaker(self, model: str) -> Breaker:
         """Each model has its own breaker, as it has its own limits."""
@@ -81,12 +90,36 @@ class Attempt:
     async def __call__(self, request: Request, key: str, estimate: int, tally: Tally, wait: bool) -> Message:
         if self._drain.requested:
             raise Aborted(f"the run is stopping ({self._drain.reason}); this request was not sent")
+        prefix = cache_prefix(request.params)
+        if prefix is None:
+            return await self._once(request, key, estimate, tally, wait, None, False)
+        began = self._clock.now()
+        writes = await self._warm_up.admit(prefix)
+        tally.limiter_wait_s += self._clock.now() - began
+        try:
+            return await self._once(request, key, estimate, tally, wait, prefix, writes)
+        finally:
+            if writes:  # failed or cancelled: the next caller writes (a no-op once opened)
+                self._warm_up.abandoned(prefix)
+
+    async def _once(
+        self,
+        request: Request,
+        key: str,
+        estimate: int,
+        tally: Tally,
+        wait: bool,
+        prefix: CachePrefix | None,
+        writes: bool,
+    ) -> Message:
         learner, breaker = self._pacing.learner(request.model), self.breaker(request.model)
         limiter = learner.limiter
+        booked = self._warmth.booking(prefix, estimate)
         with map_state_errors(self._location):
             checked = await breaker.check(wait=wait)
             await learner.load()
-            reservation = await limiter.reserve(estimate, request.max_tokens)
+            reservation = await limiter.reserve(booked, request.max_tokens)
+            tally.booked_input_tokens = booked
             tally.limiter_wait_s += reservation.waited_s
             try:
                 granted = await breaker.admit(None if reservation.queued else checked, wait=wait)
@@ -101,6 +134,8 @@ class Attempt:
             message, body, raw, started = await self._send(
                 request, learner, breaker, reservation, granted, tally
             )
+            if writes and prefix is not None:  # the entry is readable once this response has started
+                self._warm_up.opened(prefix)
             # First: a crash from here on cannot cost a second payment.
             await self._ledger.keep(request, message, entry_key=key, message_json=body)
         finally:
@@ -108,6 +143,7 @@ class Attempt:
                 keeper.cancel()
             self._in_flight.sending(task, False)
         usage = message.usage
+        self._warmth.observe(prefix, usage)
         with map_state_errors(self._location):
             # Learn first: a first contact's settlement then books in the learned units, not the defaults.
             await learner.observe(rate_limit_headers(raw.http_response.headers), sent_at=started)

@@ -10,7 +10,11 @@ backfills share answers.
 Canonical JSON: sorted keys, no spaces, UTF-8. Included: model, system, messages, tools,
 tool_choice, output_config, max_tokens, temperature, top_p, top_k, stop_sequences, thinking and
 any other parameter, since an unknown key may change the answer. Excluded (they cannot):
-`metadata`, `stream`, `service_tier` and the SDK's `extra_*`/`timeout` options.
+`metadata`, `stream`, `service_tier` and the SDK's `extra_*`/`timeout` options, and every
+`cache_control` (top level, on a tool, a system block or a message block): a cache breakpoint
+changes what a call costs, never its answer, so a request sent with a 1-hour breakpoint in a batch,
+a 5-minute one in real time or none at all (a model whose minimum its prefix misses) is one entry;
+a system prompt of one text block counts as that text.
 
 Entries are stored under `<endpoint host>:<fingerprint>`: the endpoint determines the answer as
 much as the prompt does, and a state directory shared by a simulator demo and real runs must
@@ -61,9 +65,33 @@ KEEP_ATTEMPTS = 3
 KEEP_BACKOFF_S = 0.5
 
 
+def _unmarked(value: Any) -> Any:
+    """A copy of `value` (lists and mappings) without any `cache_control` keys."""
+    if isinstance(value, list):
+        return [_unmarked(item) for item in value]
+    if isinstance(value, Mapping):
+        return {k: _unmarked(v) for k, v in value.items() if k != "cache_control"}
+    return value
+
+
+def _answer_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    kept = {k: v for k, v in params.items() if k not in TRANSPORT_ONLY_PARAMS and k != "cache_control"}
+    for name in ("system", "tools", "messages"):
+        if isinstance(kept.get(name), list):
+            kept[name] = _unmarked(kept[name])
+    system = kept.get("system")
+    if isinstance(system, list) and len(system) == 1 and _plain_text(system[0]):
+        kept["system"] = system[0]["text"]
+    return kept
+
+
+def _plain_text(block: Any) -> bool:
+    return isinstance(block, Mapping) and dict(block).keys() == {"type", "text"} and block["type"] == "text"
+
+
 def fingerprint(params: Mapping[str, Any]) -> str:
     """sha256 hex of the canonical JSON of the answer-determining parameters."""
-    kept = {k: v for k, v in params.items() if k not in TRANSPORT_ONLY_PARAMS}
+    kept = _answer_params(params)
     canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

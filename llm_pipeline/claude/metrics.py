@@ -2,7 +2,8 @@
 
 The call stack reports what happened through frozen records handed to a sink (a plain callable),
 so it imports no logging or metrics backend: the Dagster layer turns records into run-log lines
-and materialization metadata, the benchmarks read the very same records.
+and materialization metadata, the benchmarks read the very same records. The summary also prices
+what the prompt cache saved: the same billed calls with every prompt token at the input price.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+
+from llm_pipeline.claude.pricing import cost
 
 __all__ = ["CallRecord", "ModelUsage", "RecordSink", "Summary", "Tally", "percentile", "summarize"]
 
@@ -27,6 +30,9 @@ class CallRecord:
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    #: Input tokens the limiter booked up front (the estimate; without the cached prefix once it is
+    #: known to be read from the cache); usage settles the difference.
+    booked_input_tokens: int = 0
     #: USD at list price (batch discount applied when `batch`); None when the model is unpriced.
     cost_usd: float | None = None
     #: Wall time of the attempt that produced the outcome, as seen by the client.
@@ -99,6 +105,35 @@ class Summary:
     rate_limited: int
     #: Billed answers per model (the fallback's apart from the primary's).
     by_model: Mapping[str, ModelUsage] = field(default_factory=dict)
+    #: Billed answers that read their prompt's prefix from the cache.
+    cache_hits: int = 0
+    #: What the billed calls would have cost with every prompt token at the input price (no
+    #: cache); None when nothing billed had a price.
+    cost_usd_uncached: float | None = None
+
+    @property
+    def billed_answers(self) -> int:
+        return sum(usage.calls for usage in self.by_model.values())
+
+    @property
+    def cache_read_input_tokens(self) -> int:
+        return sum(usage.cache_read_input_tokens for usage in self.by_model.values())
+
+    @property
+    def cache_creation_input_tokens(self) -> int:
+        return sum(usage.cache_creation_input_tokens for usage in self.by_model.values())
+
+    @property
+    def cache_hit_ratio(self) -> float | None:
+        """Share of the billed answers whose prompt prefix was read from the cache."""
+        return self.cache_hits / self.billed_answers if self.billed_answers else None
+
+    @property
+    def cache_saved_usd(self) -> float | None:
+        """USD the prompt cache saved against the same calls uncached (negative: writes never read)."""
+        if self.cost_usd is None or self.cost_usd_uncached is None:
+            return None
+        return round(self.cost_usd_uncached - self.cost_usd, 6)
 
 
 class Tally:
@@ -108,7 +143,7 @@ class Tally:
     an earlier run, and counting them again would overstate the bill.
     """
 
-    __slots__ = ("_by_model", "_cost", "_counts", "_latencies", "_unpriced")
+    __slots__ = ("_by_model", "_cache_hits", "_cost", "_cost_uncached", "_counts", "_latencies", "_unpriced")
 
     def __init__(self) -> None:
         self._counts = dict.fromkeys(
@@ -127,6 +162,8 @@ class Tally:
             0,
         )
         self._cost = 0.0
+        self._cost_uncached = 0.0
+        self._cache_hits = 0
         self._unpriced = False
         self._latencies: list[float] = []
         self._by_model: dict[str, ModelUsage] = {}
@@ -150,8 +187,10 @@ class Tally:
                 self._unpriced = True
         if record.cost_usd is not None:
             self._cost += record.cost_usd
+            self._cost_uncached += _uncached_cost(record)
         if record.outcome == "ok" and record.model is not None:
             self._by_model[record.model] = self._by_model.get(record.model, ModelUsage()).plus(record)
+            self._cache_hits += record.cache_read_input_tokens > 0
 
     def summary(self) -> Summary:
         """The totals so far; `cost_usd` is None only when nothing billed had a price."""
@@ -162,7 +201,18 @@ class Tally:
             latency_p50_ms=percentile(self._latencies, 50),
             latency_p95_ms=percentile(self._latencies, 95),
             by_model=dict(sorted(self._by_model.items())),
+            cache_hits=self._cache_hits,
+            cost_usd_uncached=round(self._cost_uncached, 6) if priced else None,
         )
+
+
+def _uncached_cost(record: CallRecord) -> float:
+    """The record's call priced as if nothing were cached: every prompt token at the input price."""
+    if record.model is None:
+        return 0.0
+    prompt = record.input_tokens + record.cache_creation_input_tokens + record.cache_read_input_tokens
+    usage = {"input_tokens": prompt, "output_tokens": record.output_tokens}
+    return cost(record.model, usage, batch=record.batch) or 0.0
 
 
 def summarize(records: Iterable[CallRecord]) -> Summary:

@@ -1,8 +1,10 @@
 """What one logical call went through, as the `CallResult` and `CallRecord` the caller gets.
 
 A ledger hit costs nothing, unless this run's batch put it there (then it is that batch call, at
-the batch price); an answered call is priced from its usage; a failed one carries its typed error.
-`wait_ms` is the call's time not spent on the wire: limiter, breaker, claims and retry pauses.
+the batch price); its tokens, prompt-cache reads and writes included, are those of the stored
+answer, so a table row reads the same whichever run paid for it. An answered call is priced from
+its usage; a failed one carries its typed error. `wait_ms` is the call's time not spent on the
+wire: limiter, prompt-cache warm-up, breaker, claims and retry pauses.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ class Tally:
     rate_limited: int = 0
     latency_s: float = 0.0
     request_id: str | None = None
-    #: Seconds spent waiting for the limiter (not holding a call in flight).
+    #: Seconds spent waiting for the limiter or a prompt-cache warm-up (not holding a call in flight).
     limiter_wait_s: float = 0.0
+    #: Input tokens the limiter booked up front for the latest attempt.
+    booked_input_tokens: int = 0
 
 
 def cached_result(request: Request, hit: LedgerHit, batch: BatchAnswer | None = None) -> CallResult:
@@ -43,6 +47,8 @@ def cached_result(request: Request, hit: LedgerHit, batch: BatchAnswer | None = 
         outcome="ok",
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
+        cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
+        cache_read_input_tokens=usage.cache_read_input_tokens or 0,
         cost_usd=0.0,
         cached=True,
         fallback=hit.model != request.model,
@@ -57,8 +63,6 @@ def cached_result(request: Request, hit: LedgerHit, batch: BatchAnswer | None = 
             attempts=1,
             latency_ms=batch.latency_ms,
             request_id=batch.batch_id,
-            cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
-            cache_read_input_tokens=usage.cache_read_input_tokens or 0,
         )
     return CallResult(answered, record, message=hit.message)
 
@@ -83,6 +87,7 @@ def finished_result(
         "rate_limited": tally.rate_limited,
         "fallback": fallback,
         "request_id": tally.request_id,
+        "booked_input_tokens": tally.booked_input_tokens,
     }
     if message is not None:
         usage = message.usage

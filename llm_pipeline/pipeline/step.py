@@ -4,7 +4,8 @@ Every LLM asset moves a document the same way, so that way is written once, here
 
     upstream row (+ columns joined from other assets by doc_id)
       → not ok upstream: carried (rejected stays rejected; failed or skipped becomes skipped)
-      → the step's fenced request (`prompts/step_prompt.py`)
+      → the step's fenced request (`prompts/step_prompt.py`): the shared prefix first, with a cache
+        breakpoint when it is long enough for the model (1-hour TTL in batch mode), then the document
       → the call stack: ledger, shared limiter, breaker, retries, fallback (`pipeline/session.py`)
       → the answer validated (one repair turn on a bad one) → the step's output columns
       → one row with status, error and the call columns, streamed to the partition's staging file.
@@ -34,6 +35,7 @@ from llm_pipeline.pipeline.config import PipelineSettings
 from llm_pipeline.pipeline.io_manager import PartitionTable, StagedTable, staging_writer
 from llm_pipeline.pipeline.step_parts import RowTally, aligned_rows, fail_on_systemic, table_rows
 from llm_pipeline.prompts.answer import call_and_parse
+from llm_pipeline.prompts.cache_prefix import CacheTTL
 from llm_pipeline.prompts.step_prompt import StepPrompt
 from llm_pipeline.warehouse.tables import carried_row, llm_columns, llm_table, make_row
 
@@ -124,12 +126,16 @@ async def _run(
 
     with fail_on_systemic(step.name), staging_writer(context, schema) as writer:
         async with context.resources.claude.session(context, step=step.name, model=step.model) as session:
+            # A batch can take longer than five minutes between two requests sharing the prefix.
+            cache_ttl: CacheTTL = "1h" if session.settings.mode == "batch" else "5m"
 
             def request_for(document: dict[str, Any]) -> Request | None:
                 """The document's call; None when it is not ok upstream (it is carried instead)."""
                 if document["status"] != "ok":
                     return None
-                return prompt.request(document, model=session.model, max_tokens=max_tokens)
+                return prompt.request(
+                    document, model=session.model, max_tokens=max_tokens, cache_ttl=cache_ttl
+                )
 
             async def answer(document: dict[str, Any]) -> dict[str, Any]:
                 request = request_for(document)

@@ -14,6 +14,11 @@ Batch mode: each batch submitted, resumed and ended is logged, the waiting at mo
 seconds, and a canceled batch as a warning. The metadata adds the batch ids and result counts, and
 prices the saving: `cost_usd` is what was billed, `cost_usd_at_list_price` what real-time calls
 would have cost, `saved_usd` the difference.
+
+Prompt cache: `cache_hit_ratio` (billed answers that read the shared prefix from the cache),
+`cache_read_tokens` and `cache_write_tokens`, and `cache_saved_usd`, what the cache saved against
+the same calls with every prompt token at the input price (writes that were never read show as a
+negative saving).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from llm_pipeline.claude.batch_events import (
 from llm_pipeline.claude.batches import BatchReport
 from llm_pipeline.claude.breaker import BreakerEvent
 from llm_pipeline.claude.limits import BadRateLimitHeader, LimitsChanged, LimitsInEffect, NoRateLimitHeaders
-from llm_pipeline.claude.metrics import CallRecord, Tally
+from llm_pipeline.claude.metrics import CallRecord, Summary, Tally
 from llm_pipeline.claude.pricing import BATCH_DISCOUNT
 from llm_pipeline.claude.stack import SpoolReplayed
 from llm_pipeline.pipeline.metadata import usage_metadata
@@ -150,6 +155,7 @@ class StepTotals:
             "output_tokens": summary.output_tokens,
             "cost_usd": dg.MetadataValue.float(summary.cost_usd) if summary.cost_usd is not None else None,
             **self._saving(summary.cost_usd),
+            **_cache_metadata(summary),
             "latency_p50_ms": _ms(summary.latency_p50_ms),
             "latency_p95_ms": _ms(summary.latency_p95_ms),
             "attempts": summary.attempts,
@@ -212,6 +218,17 @@ class StepTotals:
             "batch_answers": self._batch_answers,
             "batch_left_for_realtime": report.left_for_realtime,
         }
+
+
+def _cache_metadata(summary: Summary) -> dict[str, Any]:
+    """The prompt cache's effect: how often the shared prefix was read, how much of it, what it saved."""
+    ratio, saved = summary.cache_hit_ratio, summary.cache_saved_usd
+    return {
+        "cache_hit_ratio": round(ratio, 4) if ratio is not None else None,
+        "cache_read_tokens": summary.cache_read_input_tokens,
+        "cache_write_tokens": summary.cache_creation_input_tokens,
+        "cache_saved_usd": dg.MetadataValue.float(saved) if saved is not None else None,
+    }
 
 
 def _ms(value: float | None) -> float | None:

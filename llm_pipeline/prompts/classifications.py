@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from llm_pipeline.claude.errors import BadOutput
 from llm_pipeline.claude.types import Request
+from llm_pipeline.prompts.classification_guide import DEFAULT_TAXONOMY, classification_guide
 from llm_pipeline.prompts.entities import Extraction
-from llm_pipeline.prompts.fencing import UNTRUSTED_NOTICE
 from llm_pipeline.prompts.step_prompt import Fence, StepPrompt, snippet
 from llm_pipeline.prompts.structured import parse_structured, strict_json_schema
 
@@ -33,16 +33,7 @@ __all__ = [
     "system_prompt",
 ]
 
-DEFAULT_TAXONOMY: tuple[str, ...] = ("technical", "business", "research", "other")
 SNIPPET_CHARS = 1000
-
-#: What the default labels mean; a custom taxonomy's labels are listed without a gloss.
-_GLOSSES = {
-    "technical": "software, hardware, engineering, IT operations and technology products",
-    "business": "companies, markets, finance, deals, management and the economy",
-    "research": "scientific studies, experiments, papers, datasets and academia",
-    "other": "everything else, e.g. everyday life, sports, weather, food and travel",
-}
 
 
 class Classification(BaseModel):
@@ -58,16 +49,8 @@ class Classification(BaseModel):
 
 
 def system_prompt(taxonomy: Sequence[str]) -> str:
-    """The classifier's instructions for this taxonomy."""
-    labels = "\n".join(
-        f"- {label}" + (f": {_GLOSSES[label]}" if label in _GLOSSES else "") for label in taxonomy
-    )
-    return (
-        "You classify one document into exactly one of these labels:\n"
-        f"{labels}\n"
-        "You get the topics and entities extracted from it and a snippet of its text. "
-        "Give the label, your confidence from 0 to 1 and a one-sentence rationale. " + UNTRUSTED_NOTICE
-    )
+    """The classifier's instructions for this taxonomy: the shared, cacheable prefix of its requests."""
+    return classification_guide(taxonomy)
 
 
 @cache

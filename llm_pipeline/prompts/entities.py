@@ -8,7 +8,7 @@ from anthropic.types import Message
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from llm_pipeline.claude.types import Request
-from llm_pipeline.prompts.fencing import UNTRUSTED_NOTICE
+from llm_pipeline.prompts.entities_guide import EXTRACTION_GUIDE
 from llm_pipeline.prompts.step_prompt import Fence, StepPrompt
 from llm_pipeline.prompts.structured import parse_structured
 
@@ -39,11 +39,8 @@ class Extraction(BaseModel):
     entities: list[Entity] = Field(max_length=50, description="Named entities, most important first.")
 
 
-SYSTEM_PROMPT = (
-    "You extract the main topics and the named entities (people, organizations, locations, products, "
-    "technologies, events) from one document. Give 1 to 8 short topic phrases and at most 50 entities, "
-    "each once, most important first. " + UNTRUSTED_NOTICE
-)
+#: Guidelines and worked examples: the shared, cacheable prefix of every extraction request.
+SYSTEM_PROMPT = EXTRACTION_GUIDE
 
 
 #: The extraction prompt: a module constant, so 100,000 requests share one (never mutated) schema.

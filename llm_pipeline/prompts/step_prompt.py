@@ -1,8 +1,14 @@
 """One LLM step's prompt and answer contract, declared once: request in, validated columns out.
 
-A step's request is always the same shape: the shared instructions as the system prompt, one user
-turn built from a per-document template, and a strict JSON schema the answer must match
-(`structured.py`). The template's placeholders are fenced blocks (`fencing.py`): `{document}` is
+A step's request is always the same shape, laid out for the prompt cache: first what every
+document shares, then the document. The strict JSON schema the answer must match (`structured.py`,
+sent as `output_config.format`) and the instructions as the system prompt form the shared prefix;
+one user turn built from a per-document template follows. When the prefix reaches the model's
+minimum cacheable length (`cache_prefix.py`), the system prompt is one text block carrying a cache
+breakpoint, so everything up to its end (the schema included: the API keys the cache on it) is
+written once and read by every later request; below the minimum the system prompt stays a plain
+string and nothing is marked. The prefix is byte-stable: constant text and the schema, nothing per
+run or per document. The template's placeholders are fenced blocks (`fencing.py`): `{document}` is
 required, and each placeholder names a fence tag and the row's columns that fill it, as text (one
 string column) or as a JSON object (several). The answer is validated against a pydantic model or
 a JSON Schema, and becomes the step's output columns.
@@ -17,6 +23,7 @@ import json
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import jsonschema
@@ -25,6 +32,7 @@ from pydantic import BaseModel
 
 from llm_pipeline.claude.errors import BadOutput
 from llm_pipeline.claude.types import Request
+from llm_pipeline.prompts.cache_prefix import CacheTTL, cache_marker, min_cacheable_tokens, prefix_tokens
 from llm_pipeline.prompts.fencing import FENCE_TAGS, fence
 from llm_pipeline.prompts.structured import (
     answer_json,
@@ -135,14 +143,35 @@ class StepPrompt:
         seen = dict.fromkeys(c for f in self.fences.values() for c in f.columns)
         return tuple(seen)
 
-    def request(self, row: Mapping[str, Any], *, model: str, max_tokens: int) -> Request:
-        """The call for one document (`row` holds `doc_id` and every required column)."""
+    @cached_property
+    def prefix_tokens(self) -> int:
+        """Estimated tokens every request of the step shares: the schema and the instructions."""
+        return prefix_tokens(self.instructions, self.schema)
+
+    def cacheable(self, model: str) -> bool:
+        """Does the shared prefix reach `model`'s minimum cacheable length?"""
+        return self.prefix_tokens >= min_cacheable_tokens(model)
+
+    def system(self, model: str, cache_ttl: CacheTTL = "5m") -> str | list[dict[str, Any]]:
+        """The system prompt: one block ending in a cache breakpoint when cacheable, else the text."""
+        if not self.cacheable(model):
+            return self.instructions
+        return [{"type": "text", "text": self.instructions, "cache_control": cache_marker(cache_ttl)}]
+
+    def request(
+        self, row: Mapping[str, Any], *, model: str, max_tokens: int, cache_ttl: CacheTTL = "5m"
+    ) -> Request:
+        """The call for one document (`row` holds `doc_id` and every required column).
+
+        `cache_ttl` is how long the cached prefix lives: "1h" for batches, which can take longer
+        than the default five minutes between two requests sharing it.
+        """
         doc_id = str(row["doc_id"])
         blocks = {name: fence(name, spec.render(row), id=doc_id) for name, spec in self.fences.items()}
         return structured_request(
             doc_id,
             self.template.format(**blocks),
-            system=self.instructions,
+            system=self.system(model, cache_ttl),
             schema=self.schema,
             model=model,
             max_tokens=max_tokens,

@@ -77,7 +77,7 @@ def structured_request(
     key: str,
     content: str,
     *,
-    system: str,
+    system: str | list[dict[str, Any]],
     schema: Mapping[str, Any],
     model: str,
     max_tokens: int,
@@ -85,7 +85,8 @@ def structured_request(
 ) -> Request:
     """A single-turn call whose answer must be JSON matching `schema`: the shape of every step's call.
 
-    `content` is the only user turn, with any untrusted text already fenced by the caller.
+    `content` is the only user turn, with any untrusted text already fenced by the caller; `system`
+    is the instructions, as text or as blocks (the last one may carry a cache breakpoint).
     """
     return Request(
         key=key,

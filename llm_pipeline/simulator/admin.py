@@ -9,6 +9,7 @@ forms of the config dataclasses (`config.to_dict`), which `SimulatorControl` sen
     PUT  /_sim/faults           replace ALL fault switches (fields left out are off / default)
     PUT  /_sim/config           change only the given settings (see `CONFIGURABLE`)
     POST /_sim/reset            counters, faults, limits, latency, batches, RNG back to the start
+    POST /_sim/prompt_cache/evict   forget every cached prompt prefix (an eviction before the TTL)
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ CONFIGURABLE: dict[str, Callable[[Any], Any]] = {
     "batch_p_errored": float,
     "batch_p_expired": float,
     "prompt_cache_min_tokens": int,
+    "model_prompt_cache_min_tokens": lambda value: {str(m): int(n) for m, n in dict(value).items()},
+    "itpm_counts_cache_reads": lambda value: tuple(str(m) for m in value),
     "bill_abandoned": bool,
     "rate_limit_headers": bool,
     "round_token_remaining": bool,
@@ -109,6 +112,9 @@ def control_routes(service: SimulatorService) -> list[web.RouteDef]:
         service.reset()
         return {"ok": True}
 
+    async def evict_prompt_cache(request: web.Request) -> Any:
+        return {"evicted": service.prompt_cache.evict_all()}
+
     return [
         web.get("/_sim/health", guarded(health)),
         web.get("/_sim/stats", guarded(stats)),
@@ -116,4 +122,5 @@ def control_routes(service: SimulatorService) -> list[web.RouteDef]:
         web.put("/_sim/faults", guarded(set_faults)),
         web.put("/_sim/config", guarded(set_config)),
         web.post("/_sim/reset", guarded(reset)),
+        web.post("/_sim/prompt_cache/evict", guarded(evict_prompt_cache)),
     ]

@@ -24,6 +24,7 @@ Control endpoints (no auth, never faulted):
                                or {"schedule": [{"kind": "429", "count": 3, "retry_after_s": 3}]}
   PUT  /_sim/config            change limits, latency, api_key, batch knobs, ... at run time
   POST /_sim/reset             back to the start configuration, counters zeroed
+  POST /_sim/prompt_cache/evict  forget every cached prompt prefix (an eviction before the TTL)
 
 Docs: docs/simulator.md
 """
@@ -58,6 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument(
         "--prompt-cache-min-tokens", type=int, default=1024, help="smallest cacheable prefix (default: 1024)"
+    )
+    server.add_argument(
+        "--prompt-cache-min-tokens-for",
+        action="append",
+        metavar="MODEL=N",
+        help="smallest cacheable prefix for one model (repeatable)",
+    )
+    server.add_argument(
+        "--itpm-counts-cache-reads",
+        nargs="+",
+        metavar="MODEL",
+        help="models whose input-token limit counts cache reads (the API's older models)",
     )
 
     limits = parser.add_argument_group("rate limits (per model; unset = unlimited)")
@@ -146,6 +159,16 @@ def _models(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(m for m in models if m)
 
 
+def _per_model_minimums(args: argparse.Namespace) -> dict[str, int]:
+    minimums: dict[str, int] = {}
+    for item in args.prompt_cache_min_tokens_for or ():
+        model, sep, value = item.partition("=")
+        if not sep or not model.strip() or not value.strip().isdigit():
+            raise ValueError(f"--prompt-cache-min-tokens-for wants MODEL=N, got {item!r}")
+        minimums[model.strip()] = int(value)
+    return minimums
+
+
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     return SimulatorConfig(
         host=args.host,
@@ -157,6 +180,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         context_window=args.context_window,
         max_output_tokens=args.max_output_tokens,
         prompt_cache_min_tokens=args.prompt_cache_min_tokens,
+        model_prompt_cache_min_tokens=_per_model_minimums(args),
+        itpm_counts_cache_reads=tuple(args.itpm_counts_cache_reads or ()),
         limits=Limits(rpm=args.rpm, itpm=args.itpm, otpm=args.otpm, burst_seconds=args.burst_seconds),
         rate_limit_headers=not args.no_rate_limit_headers,
         round_token_remaining=args.round_token_remaining,

@@ -218,6 +218,11 @@ class SimulatorConfig:
     batch_p_expired: float = 0.0
     #: Blocks marked `cache_control` are cached once their prefix has at least this many tokens.
     prompt_cache_min_tokens: int = 1024
+    #: Per-model overrides of `prompt_cache_min_tokens` (the API's minimum differs by model).
+    model_prompt_cache_min_tokens: Mapping[str, int] = field(default_factory=dict)
+    #: Models whose input-tokens-per-minute bucket counts cache reads too, as the API's older
+    #: models do (ANTHROPIC_FACTS §2); on every other model a cache read is billed but not counted.
+    itpm_counts_cache_reads: tuple[str, ...] = ()
     #: Distinct answers kept so repeated requests skip answer generation.
     answer_cache_size: int = 4096
     #: Stop by itself after this many seconds (stray servers must not live forever).
@@ -229,6 +234,11 @@ class SimulatorConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
         object.__setattr__(self, "model_limits", dict(self.model_limits))
+        object.__setattr__(self, "model_prompt_cache_min_tokens", dict(self.model_prompt_cache_min_tokens))
+        object.__setattr__(self, "itpm_counts_cache_reads", tuple(self.itpm_counts_cache_reads))
+        minimums = [self.prompt_cache_min_tokens, *self.model_prompt_cache_min_tokens.values()]
+        if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in minimums):
+            raise ValueError("prompt cache minimums must be integers >= 1")
         if self.context_window <= 0 or self.max_output_tokens <= 0:
             raise ValueError("context_window and max_output_tokens must be positive")
         if not 0.0 <= self.batch_p_errored <= 1.0 or not 0.0 <= self.batch_p_expired <= 1.0:
@@ -238,6 +248,9 @@ class SimulatorConfig:
 
     def limits_for(self, model: str) -> Limits:
         return self.model_limits.get(model, self.limits)
+
+    def prompt_cache_min_for(self, model: str) -> int:
+        return self.model_prompt_cache_min_tokens.get(model, self.prompt_cache_min_tokens)
 
     def replace(self, **changes: Any) -> SimulatorConfig:
         return dataclasses.replace(self, **changes)

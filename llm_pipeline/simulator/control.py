@@ -104,5 +104,9 @@ class SimulatorControl:
     def reset(self) -> None:
         self._call("POST", "/_sim/reset")
 
+    def evict_prompt_cache(self) -> dict[str, Any]:
+        """Forget every cached prompt prefix, as the API may before an entry's TTL ends."""
+        return self._call("POST", "/_sim/prompt_cache/evict")
+
     def __repr__(self) -> str:
         return f"SimulatorControl({self.base_url!r})"

@@ -3,9 +3,10 @@
 Every API request goes through the same steps, in the order the real service applies them:
 read the body (413 over the size limit) → authenticate (401) → fault injection (outage,
 schedule, probabilities: drop, hang, 429, 500, 529) → parse and validate (400/404) → the rate
-limiter (429, Messages only) → answer (cached by fingerprint) → latency → response with a
-`request-id` header. The service is single-threaded on its event loop, so its counters and
-buckets need no locks.
+limiter (429, Messages only; cache reads do not count toward input tokens, except on the models
+in `itpm_counts_cache_reads`) → answer (cached by fingerprint) → latency → the prompt cache's
+writes become readable (the response has started) → response with a `request-id` header. The
+service is single-threaded on its event loop, so its counters and buckets need no locks.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from llm_pipeline.simulator.bodies import bad_body
 from llm_pipeline.simulator.config import SimulatorConfig
 from llm_pipeline.simulator.faults import BODY_KINDS, Decision, FaultInjector
 from llm_pipeline.simulator.messages import build_message, build_usage, check_context, fingerprint, validate
-from llm_pipeline.simulator.promptcache import CacheUsage, PromptCache
+from llm_pipeline.simulator.promptcache import PromptCache
 from llm_pipeline.simulator.ratelimit import Booking, RateLimited, RateLimiter, public_headers
 from llm_pipeline.simulator.stats import Stats
 from llm_pipeline.simulator.streaming import stream_message
@@ -81,7 +82,7 @@ class SimulatorService:
         self.stats = Stats()
         self.limiter = RateLimiter(lambda model: self.config.limits_for(model))
         self.faults = FaultInjector(self.config.faults, self.rng)
-        self.prompt_cache = PromptCache(self.config.prompt_cache_min_tokens)
+        self.prompt_cache = PromptCache(lambda model: self.config.prompt_cache_min_for(model))
         self.batches = BatchStore(lambda: self.config, self._batch_answer, self.stats, self.rng)
 
     def reset(self) -> None:
@@ -93,8 +94,6 @@ class SimulatorService:
         old, self.config = self.config, config
         if (config.limits, config.model_limits) != (old.limits, old.model_limits):
             self.limiter = RateLimiter(lambda model: self.config.limits_for(model))
-        if config.prompt_cache_min_tokens != old.prompt_cache_min_tokens:
-            self.prompt_cache = PromptCache(config.prompt_cache_min_tokens)
 
     # -- the pipeline shared by every API route --------------------------------------------
 
@@ -211,30 +210,35 @@ class SimulatorService:
         prepared = self._prepare(self.parse(body), gullible=self.faults.faults.gullible)
         params, input_tokens, answer = prepared.params, prepared.input_tokens, prepared.answer
         model = params["model"]
-        stats, limiter = self.stats, self.limiter  # as they were when this request arrived
+        stats, limiter, cache = self.stats, self.limiter, self.prompt_cache  # as when this request arrived
+        lookup = cache.lookup(model, prepared.pieces, params.get("cache_control"))
         booking: Booking | None = None
         headers: dict[str, str] = {}
         if limiter.limited(model):
+            counted = input_tokens
+            if model not in self.config.itpm_counts_cache_reads:
+                counted -= lookup.usage.read
             shown = {
                 "send": self.config.rate_limit_headers,
                 "round_tokens": self.config.round_token_remaining,
             }
             try:
-                booking, headers = limiter.reserve(model, input_tokens, params["max_tokens"])
+                booking, headers = limiter.reserve(model, counted, params["max_tokens"])
             except RateLimited as limited:
                 stats.limiter_429 += 1
                 raise ApiError(
                     429, limited.message, headers=public_headers(limited.headers, **shown)
                 ) from None
             headers = public_headers(headers, **shown)
+        cache.begin(lookup)
         answer, body_fault = self._with_output_fault(answer, decision)
-        cache = self.prompt_cache.use(model, prepared.pieces, params.get("cache_control"))
-        usage = build_usage(input_tokens, answer.output_tokens, cache, tier="standard")
+        usage = build_usage(input_tokens, answer.output_tokens, lookup.usage, tier="standard")
         message = build_message(answer, model, usage)
         latency = self.config.latency
         try:
             if latency.median_s:
                 await asyncio.sleep(latency.median_s * math.exp(latency.sigma * self.rng.gauss(0.0, 1.0)))
+            cache.publish(lookup)  # the response starts: from now on its prefix can be read
             if params.get("stream") is True:
                 headers["request-id"] = request_id
                 response = await stream_message(request, message, headers, latency.per_output_token_s)
@@ -270,5 +274,8 @@ class SimulatorService:
     def _batch_answer(self, params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         prepared = self._prepare(params, gullible=self.faults.faults.gullible)
         answer, _ = self._with_output_fault(prepared.answer, Decision())  # no body: a batch result is JSONL
-        usage = build_usage(prepared.input_tokens, answer.output_tokens, CacheUsage(), tier="batch")
+        lookup = self.prompt_cache.lookup(params["model"], prepared.pieces, params.get("cache_control"))
+        self.prompt_cache.begin(lookup)
+        self.prompt_cache.publish(lookup)  # batch items are answered one after another
+        usage = build_usage(prepared.input_tokens, answer.output_tokens, lookup.usage, tier="batch")
         return build_message(answer, params["model"], usage), usage

@@ -106,6 +106,12 @@ class Stats:
             "cache_read_input_tokens",
         ):
             self.tokens[prefix + key] += usage.get(key) or 0
+        creation = usage.get("cache_creation") or {}
+        self.tokens[prefix + "cache_creation_1h_input_tokens"] += (
+            creation.get("ephemeral_1h_input_tokens") or 0
+        )
+        self.tokens[prefix + "cache_writes"] += bool(usage.get("cache_creation_input_tokens"))
+        self.tokens[prefix + "cache_reads"] += bool(usage.get("cache_read_input_tokens"))
 
     def snapshot(self, *, include_times: bool = False) -> dict[str, Any]:
         counts = self.per_request.values()
@@ -130,6 +136,9 @@ class Stats:
             "output_tokens": self.tokens["output_tokens"],
             "cache_creation_input_tokens": self.tokens["cache_creation_input_tokens"],
             "cache_read_input_tokens": self.tokens["cache_read_input_tokens"],
+            "cache_creation_1h_input_tokens": self.tokens["cache_creation_1h_input_tokens"],
+            "cache_writes": self.tokens["cache_writes"],
+            "cache_reads": self.tokens["cache_reads"],
             "batch": {"tokens": {k: v for k, v in self.tokens.items() if k.startswith("batch_")}}
             | dict(self.batch),
             "per_request": dict(self.per_request),

@@ -12,8 +12,12 @@ limiter sees the same number in `usage` and in the simulator's own buckets. The 
     tool_use / result    + 4 on top of their JSON input / content
     request              + 3
 
-Pieces come out in the API's render order (tools, system, messages) with their `cache_control`
-markers, which is what the prompt cache needs to find breakpoints.
+Pieces come out in the API's render order (tools, output format, system, messages) with their
+`cache_control` markers, which is what the prompt cache needs to find breakpoints. The output
+format's schema is part of the cached prefix: on the API a changed schema misses the cache, so it
+is in the prefix's key, and `output_config` is a request parameter, not a content block that could
+carry a marker. Where exactly it is rendered is not documented; here it comes right after the
+tools, so a breakpoint on the system prompt covers it.
 """
 
 from __future__ import annotations
@@ -109,8 +113,12 @@ def _cache_control(block: Any) -> Mapping[str, Any] | None:
 
 
 def prompt_pieces(params: Mapping[str, Any]) -> list[PromptPiece]:
-    """The prompt as cacheable pieces in render order: tools, then system, then messages."""
+    """The prompt as cacheable pieces in render order: tools, output format, system, messages."""
     pieces = [PromptPiece(_tool_tokens(t), t, _cache_control(t)) for t in params.get("tools") or ()]
+    output_format = _output_format(params)
+    if output_format is not None:
+        tokens = FORMAT_OVERHEAD + _json_tokens(output_format["schema"])
+        pieces.append(PromptPiece(tokens, {"output_format": output_format}, None))
     system = params.get("system")
     if isinstance(system, str) and system:
         pieces.append(PromptPiece(text_tokens(system), system, None))
@@ -125,19 +133,17 @@ def prompt_pieces(params: Mapping[str, Any]) -> list[PromptPiece]:
     return pieces
 
 
-def _format_tokens(params: Mapping[str, Any]) -> int:
+def _output_format(params: Mapping[str, Any]) -> Mapping[str, Any] | None:
     output_config = params.get("output_config")
     fmt = output_config.get("format") if isinstance(output_config, Mapping) else None
-    if isinstance(fmt, Mapping) and "schema" in fmt:
-        return FORMAT_OVERHEAD + _json_tokens(fmt["schema"])
-    return 0
+    return fmt if isinstance(fmt, Mapping) and "schema" in fmt else None
 
 
 def estimate_input_tokens(params: Mapping[str, Any], pieces: list[PromptPiece] | None = None) -> int:
     """Input tokens of a Messages request (also what count_tokens returns)."""
     if pieces is None:
         pieces = prompt_pieces(params)
-    return REQUEST_OVERHEAD + sum(p.tokens for p in pieces) + _format_tokens(params)
+    return REQUEST_OVERHEAD + sum(p.tokens for p in pieces)
 
 
 def estimate_output_tokens(blocks: Iterable[Mapping[str, Any]]) -> int:

@@ -9,14 +9,18 @@ step did not pass on (rejected stays rejected, failed upstream becomes skipped, 
 The LLM tables share the call columns (`LLM_FIELDS`). `llm_columns` turns the `CallRecord`s of one
 document (the first call and, when the answer had to be repaired, the repair call) into those columns:
 tokens, cost, latency and attempts add up over the calls, so the row says what the document cost.
+`input_tokens` are the uncached input tokens (the API's `input_tokens`); `cache_read_tokens` and
+`cache_write_tokens` are the prompt-cache reads and writes beside them, so the prompt's size is the
+sum of the three, and `cost_usd` prices each kind at its own rate (`claude/pricing.py`).
 
 corpus_report: one call per partition, one row per document
 -----------------------------------------------------------
 The report is a single call, yet the table keeps one row per document so the accounting check holds.
 `allocate_report_call` spreads that call over the *included* rows (documents counted in the report):
 
-- `input_tokens` and `output_tokens` are split as evenly as integers allow (largest remainder: the
-  first `total % n` rows get one more), so each column sums to the call's total exactly;
+- `input_tokens`, `output_tokens`, `cache_read_tokens` and `cache_write_tokens` are split as evenly
+  as integers allow (largest remainder: the first `total % n` rows get one more), so each column
+  sums to the call's total exactly;
 - `cost_usd` is split the same way in whole nano-dollars (1e-9 USD), so its sum equals the call's
   cost to the nano-dollar (float addition may differ in the last ulp); None stays None (unpriced);
 - the descriptive columns (`model`, `latency_ms`, `attempts`, `cached`, `fallback`, `rate_limited`,
@@ -73,6 +77,8 @@ LLM_FIELDS: tuple[pa.Field, ...] = (
     pa.field("model", pa.string()),
     pa.field("input_tokens", pa.int64()),
     pa.field("output_tokens", pa.int64()),
+    pa.field("cache_read_tokens", pa.int64()),
+    pa.field("cache_write_tokens", pa.int64()),
     pa.field("cost_usd", pa.float64()),
     pa.field("latency_ms", pa.float64()),
     pa.field("attempts", pa.int64()),
@@ -147,6 +153,8 @@ SCHEMAS: Mapping[str, pa.Schema] = {
 _DEFAULTS: Mapping[str, Any] = {
     "input_tokens": 0,
     "output_tokens": 0,
+    "cache_read_tokens": 0,
+    "cache_write_tokens": 0,
     "cost_usd": 0.0,
     "latency_ms": 0.0,
     "attempts": 0,
@@ -215,6 +223,8 @@ def llm_columns(records: Sequence[CallRecord]) -> dict[str, Any]:
         "model": last.model,
         "input_tokens": sum(r.input_tokens for r in records),
         "output_tokens": sum(r.output_tokens for r in records),
+        "cache_read_tokens": sum(r.cache_read_input_tokens for r in records),
+        "cache_write_tokens": sum(r.cache_creation_input_tokens for r in records),
         "cost_usd": None if any(c is None for c in costs) else round(sum(c or 0.0 for c in costs), 9),
         "latency_ms": float(sum(r.latency_ms for r in records)),
         "attempts": sum(r.attempts for r in records),
@@ -224,6 +234,10 @@ def llm_columns(records: Sequence[CallRecord]) -> dict[str, Any]:
         "repaired": len(records) > 1,
         "request_id": last.request_id,
     }
+
+
+#: Token columns of the report call spread over its rows (each sums to the call's total).
+_SUMMED_TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 
 def allocate_int(total: int, n: int) -> list[int]:
@@ -239,15 +253,13 @@ def allocate_report_call(records: Sequence[CallRecord], n_included: int) -> list
     call = llm_columns(records)
     if not call:
         return [{} for _ in range(n_included)]
-    inputs = allocate_int(call["input_tokens"], n_included)
-    outputs = allocate_int(call["output_tokens"], n_included)
+    summed = {name: allocate_int(call[name], n_included) for name in _SUMMED_TOKENS}
     cost = call["cost_usd"]
     nanos = allocate_int(round(cost * 1e9), n_included) if cost is not None else [None] * n_included
     return [
         {
             **call,
-            "input_tokens": inputs[i],
-            "output_tokens": outputs[i],
+            **{name: split[i] for name, split in summed.items()},
             "cost_usd": None if nanos[i] is None else nanos[i] / 1e9,
         }
         for i in range(n_included)

@@ -17,6 +17,7 @@ from llm_pipeline.claude.types import Request
 from llm_pipeline_tests.fixtures.fake_clock import FakeClock
 
 T0 = 1_000_000.0
+MARK_1H = {"type": "ephemeral", "ttl": "1h"}
 BASE = {
     "model": "claude-haiku-5-5",
     "max_tokens": 256,
@@ -57,10 +58,50 @@ def message(text: str = "done", model: str = "claude-haiku-5-5") -> Message:
         ({"tool_choice": {"type": "any"}}, False),
         ({"output_config": {"format": {"type": "json_schema", "schema": {}}}}, False),
         ({"stop_sequences": ["END"]}, False),
+        # cache breakpoints change the price, not the answer (issue 17)
+        ({"cache_control": {"type": "ephemeral"}}, True),
+        (
+            {
+                "system": [
+                    {"type": "text", "text": "Extract entities.", "cache_control": {"type": "ephemeral"}}
+                ]
+            },
+            True,
+        ),
+        (
+            {"system": [{"type": "text", "text": "Extract entities.", "cache_control": MARK_1H}]},
+            True,
+        ),
+        ({"system": [{"type": "text", "text": "Extract entities."}]}, True),
+        ({"system": [{"type": "text", "text": "Extract"}, {"type": "text", "text": " entities."}]}, False),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "Acme Corp hired Ada.", "cache_control": MARK_1H}
+                        ],
+                    }
+                ]
+            },
+            False,  # a list of blocks is not the string (only the system prompt is normalised)
+        ),
     ],
 )
 def test_fingerprint_covers_what_determines_the_answer(change: dict, same: bool) -> None:
     assert (fingerprint({**BASE, **change}) == fingerprint(BASE)) is same
+
+
+def test_marked_messages_share_the_unmarked_fingerprint() -> None:
+    blocks = [{"type": "text", "text": "Acme Corp hired Ada."}]
+    unmarked = {**BASE, "messages": [{"role": "user", "content": blocks}]}
+    marked = {**BASE, "messages": [{"role": "user", "content": [{**blocks[0], "cache_control": MARK_1H}]}]}
+    tools = [{"name": "t", "input_schema": {"type": "object"}}]
+    assert fingerprint(marked) == fingerprint(unmarked)
+    assert fingerprint({**BASE, "tools": [{**tools[0], "cache_control": MARK_1H}]}) == fingerprint(
+        {**BASE, "tools": tools}
+    )
 
 
 def test_fingerprint_is_sha256_of_canonical_json() -> None:

@@ -71,3 +71,27 @@ def test_usage_by_model_counts_billed_answers_only() -> None:
         7,
     )
     assert (sonnet.calls, sonnet.input_tokens, sonnet.cache_creation_input_tokens) == (1, 3, 4)
+
+
+def test_the_cache_saving_is_priced_against_the_same_calls_uncached() -> None:
+    """Haiku 5.5 (prompts under 100K): input $0.10, 5-minute write $0.125, read $0.01 per million."""
+    k = 10_000
+    writer = _record(input_tokens=k, cache_creation_input_tokens=4 * k, cost_usd=0.006, attempts=1)
+    reader = _record(input_tokens=k, cache_read_input_tokens=4 * k, cost_usd=0.0014, attempts=1)
+    ledger_hit = _record(input_tokens=k, cache_read_input_tokens=4 * k, cost_usd=0.0, cached=True)
+    summary = summarize([writer, reader, reader, ledger_hit])
+    assert (summary.billed_answers, summary.cache_hits) == (3, 2)
+    assert summary.cache_hit_ratio == pytest.approx(2 / 3)
+    assert (summary.cache_read_input_tokens, summary.cache_creation_input_tokens) == (8 * k, 4 * k)
+    assert summary.cost_usd_uncached == pytest.approx(3 * 5 * k * 0.10 / 1e6)
+    assert summary.cache_saved_usd == pytest.approx(0.015 - (0.006 + 2 * 0.0014))
+
+
+def test_a_write_that_is_never_read_is_a_negative_saving_and_batch_calls_stay_at_batch_price() -> None:
+    k = 10_000
+    summary = summarize(
+        [_record(cache_creation_input_tokens=4 * k, cost_usd=0.005 / 2, batch=True, attempts=1)]
+    )
+    assert summary.cost_usd_uncached == pytest.approx(0.004 / 2)
+    assert summary.cache_saved_usd == pytest.approx(-0.001 / 2)
+    assert summarize([]).cache_hit_ratio is None

@@ -87,3 +87,16 @@ def test_every_price_is_positive_and_writes_cost_more_than_reads() -> None:
         for band in filter(None, (price.base, price.long_prompt)):
             assert min(band.input, band.output, band.cache_read) > 0, model
             assert band.cache_write_1h >= band.cache_write_5m > band.input > band.cache_read, model
+
+
+def test_batch_discount_covers_cache_writes_and_reads() -> None:
+    """A batch with a 1-hour prefix: 1h writes at 2x input and reads at the read price, then halved."""
+    k = 10_000
+    usage = {
+        "input_tokens": k,
+        "output_tokens": 0,
+        "cache_creation_input_tokens": k,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": k},
+        "cache_read_input_tokens": k,
+    }
+    assert cost("claude-haiku-5-5", usage, batch=True) == pytest.approx(k * (0.10 + 0.20 + 0.01) / M / 2)

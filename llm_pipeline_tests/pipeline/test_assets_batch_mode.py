@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm_pipeline.claude.pricing import cost
+from llm_pipeline.claude.pricing import PRICES, cost
 from llm_pipeline.definitions import pipeline_assets
 from llm_pipeline.prompts.classifications import DEFAULT_TAXONOMY
 from llm_pipeline_tests.fixtures.pipeline import TEST_KEY, PipelineHarness, failure_messages, metadata_of
@@ -29,12 +29,24 @@ def batch_ids(pipeline: PipelineHarness) -> list[str]:
         return [b.id for b in sdk.messages.batches.list(limit=100)][::-1]
 
 
-def list_prices(rows: pd.DataFrame) -> np.ndarray:
-    """Each row's cost at the list (real-time) price, from its tokens."""
+def prices(rows: pd.DataFrame, *, batch: bool) -> np.ndarray:
+    """Each row's cost from its tokens at the list or the batch price, the prefix written with the
+    1-hour TTL that batch mode's requests carry (their real-time retries included)."""
+    columns = ["model", "input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens"]
     return np.array(
         [
-            cost(m, {"input_tokens": i, "output_tokens": o})
-            for m, i, o in rows[["model", "input_tokens", "output_tokens"]].itertuples(index=False)
+            cost(
+                m,
+                {
+                    "input_tokens": i,
+                    "output_tokens": o,
+                    "cache_creation_input_tokens": w,
+                    "cache_creation": {"ephemeral_1h_input_tokens": w},
+                    "cache_read_input_tokens": r,
+                },
+                batch=batch,
+            )
+            for m, i, o, w, r in rows[columns].itertuples(index=False)
         ]
     )
 
@@ -64,15 +76,23 @@ def test_batch_mode_gives_the_rows_of_real_time_mode_at_half_the_price(
         assert not paid.cached.any(), f"{asset}: this run's batch answers are not ledger hits"
         assert (paid.attempts == 1).all()
         assert (paid.input_tokens == want.input_tokens[paid.index]).all()
-        half = want.cost_usd[paid.index].to_numpy() / 2
-        assert paid.cost_usd.to_numpy() == pytest.approx(half, abs=1.5e-9)  # rows keep whole nano-dollars
+        # the prefix is written once per step (1-hour TTL in a batch, 5 minutes in real time)
+        wrote = (paid.cache_write_tokens > 0) | (want.cache_write_tokens[paid.index] > 0)
+        half = want.cost_usd[paid.index][~wrote].to_numpy() / 2
+        assert paid.cost_usd[~wrote].to_numpy() == pytest.approx(half, abs=1.5e-9)  # whole nano-dollars
+        if asset != "corpus_report":  # the report's one call is spread over its rows
+            assert paid.cost_usd.to_numpy() == pytest.approx(prices(paid, batch=True), abs=1.5e-9)
 
         meta = metadata_of(result, asset)
         assert meta["mode"] == "batch"
         assert meta["batch_ids"]
         assert all(i.startswith("msgbatch_") for i in meta["batch_ids"])
         assert meta["batch_succeeded"] == meta["batch_answers"] == meta["batch_requests"] > 0
-        assert meta["cost_usd_at_list_price"] == pytest.approx(realtime_cost[asset], rel=1e-3)
+        premium = (
+            PRICES["claude-haiku-5-5"].base.cache_write_1h - PRICES["claude-haiku-5-5"].base.cache_write_5m
+        )
+        one_hour = premium * rows.cache_write_tokens.sum() / 1e6
+        assert meta["cost_usd_at_list_price"] == pytest.approx(realtime_cost[asset] + one_hour, rel=1e-3)
         assert meta["saved_usd"] == pytest.approx(meta["cost_usd_at_list_price"] - meta["cost_usd"], abs=2e-6)
         assert meta["saved_usd"] > 0.4 * realtime_cost[asset]
     labels = pipeline.table("classifications").set_index("doc_id").label.sort_index()
@@ -128,8 +148,8 @@ def test_errored_and_expired_batch_results_are_answered_in_real_time_at_full_pri
     realtime = rows[(rows.status == "ok") & ~from_batch]
     # The prompt injection ends as an error row either way; it may be one of the real-time calls.
     assert len(realtime) in (errored + expired, errored + expired - 1)
-    assert realtime.cost_usd.tolist() == pytest.approx(list_prices(realtime), abs=1e-9)
-    assert rows[from_batch].cost_usd.tolist() == pytest.approx(list_prices(rows[from_batch]) / 2, abs=1e-9)
+    assert realtime.cost_usd.tolist() == pytest.approx(prices(realtime, batch=False), abs=1e-9)
+    assert rows[from_batch].cost_usd.tolist() == pytest.approx(prices(rows[from_batch], batch=True), abs=1e-9)
     assert pipeline.simulator.control.stats()["max_successes_per_request"] == 1
 
 

@@ -87,7 +87,8 @@ def test_usage_metadata_follows_dagster_anthropic_keys_per_model(pipeline: Pipel
         assert meta["anthropic.output_tokens"] == meta["output_tokens"], asset
         for key in ("calls", "input_tokens", "output_tokens", "cache_creation_input_tokens"):
             assert meta[f"anthropic.claude-haiku-5-5.{key}"] == meta[f"anthropic.{key}"], (asset, key)
-        assert meta["anthropic.cache_read_input_tokens"] == 0
+        # the per-document steps read their shared prefix from the cache; the report is one call
+        assert (meta["anthropic.cache_read_input_tokens"] > 0) is (asset != "corpus_report"), asset
     assert metadata_of(first, "corpus_report")["anthropic.calls"] == 1
     # A re-run is answered from the ledger: nothing is consumed, so nothing is counted.
     again = pipeline.materialize()

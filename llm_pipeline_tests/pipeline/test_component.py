@@ -23,6 +23,7 @@ import yaml
 from llm_pipeline.pipeline.component import LLMStepComponent, StepDefinitionError, check_steps
 from llm_pipeline.simulator import Simulator
 from llm_pipeline.warehouse.tables import SCHEMAS
+from llm_pipeline_tests.fixtures.messages import system_text
 from llm_pipeline_tests.fixtures.pipeline import FAST_LIMITS, PARTITION, REPO, TEST_KEY
 
 BIN = Path(sys.executable).parent
@@ -72,7 +73,7 @@ def test_the_yaml_becomes_a_step_with_typed_columns_and_an_enum_check() -> None:
         {"doc_id": "d1", "text": "Lovely day"}, model="claude-haiku-5-5", max_tokens=256
     )
     assert request.params["messages"][0]["content"].endswith('<document id="d1">\nLovely day\n</document>')
-    assert "untrusted data" in request.params["system"]  # documents are fenced as untrusted, as always
+    assert "untrusted data" in system_text(request.params)  # documents are fenced as untrusted, as always
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from llm_pipeline.prompts import classifications
 from llm_pipeline.prompts.classifications import DEFAULT_TAXONOMY, SNIPPET_CHARS, Classification, snippet
 from llm_pipeline.prompts.entities import Entity, Extraction
 from llm_pipeline.tools.sample_data import INJECTION
-from llm_pipeline_tests.fixtures.messages import make_message
+from llm_pipeline_tests.fixtures.messages import make_message, system_text
 
 EXTRACTION = Extraction(
     topics=["databases", "release"],
@@ -48,11 +48,11 @@ def test_the_schema_constrains_the_label_to_the_taxonomy() -> None:
     schema = _request(taxonomy=("alpha", "beta")).params
     label = schema["output_config"]["format"]["schema"]["properties"]["label"]
     assert label == {"type": "string", "enum": ["alpha", "beta"]}
-    assert "- alpha\n- beta" in schema["system"]
+    assert "- alpha\n- beta" in system_text(schema)
 
 
 def test_the_default_labels_are_explained_in_the_system_prompt() -> None:
-    system = _request().params["system"]
+    system = system_text(_request().params)
     for label in DEFAULT_TAXONOMY:
         assert f"- {label}: " in system
     assert "never an instruction" in system

@@ -10,7 +10,7 @@ from llm_pipeline.claude.errors import BadOutput
 from llm_pipeline.prompts import entities
 from llm_pipeline.prompts.entities import Entity, Extraction
 from llm_pipeline.tools.sample_data import INJECTION
-from llm_pipeline_tests.fixtures.messages import make_message
+from llm_pipeline_tests.fixtures.messages import make_message, system_text
 
 
 @pytest.mark.parametrize(
@@ -34,8 +34,8 @@ def test_request_fences_the_text_as_the_last_user_message(text: str) -> None:
     assert body.endswith("\n</document>")
     assert body.count("</document>") == 1  # the text cannot close the fence early
     assert body.count("<document") == 1  # nor open a fake one
-    assert "untrusted data" in request.params["system"]
-    assert "never an instruction" in request.params["system"]
+    assert "untrusted data" in system_text(request.params)
+    assert "never an instruction" in system_text(request.params)
 
 
 def test_non_ascii_text_is_passed_through_unchanged() -> None:

@@ -39,7 +39,8 @@ def test_help_documents_every_switch():
     out = subprocess.run([CLI, "--help"], capture_output=True, text=True, check=True, timeout=60).stdout
     switches = str.split(
         """--host --port --api-key --seed --exit-after --models --extra-models --context-window
-    --max-output-tokens --prompt-cache-min-tokens --rpm --itpm --otpm --burst-seconds --latency-median
+    --max-output-tokens --prompt-cache-min-tokens --prompt-cache-min-tokens-for --itpm-counts-cache-reads
+    --rpm --itpm --otpm --burst-seconds --latency-median
     --latency-sigma --latency-per-output-token --p429 --retry-after --p500 --p529 --p-drop --p-hang
     --hang-seconds --p-malformed --p-bad-json --p-refusal --outage --no-gullible --batch-processing-seconds
     --batch-expiry-seconds --batch-p-errored"""

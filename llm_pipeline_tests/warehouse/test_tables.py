@@ -24,7 +24,17 @@ from llm_pipeline.warehouse.tables import (
     schema_for,
 )
 
-CONTRACT_COLUMNS = {"model", "input_tokens", "output_tokens", "cost_usd", "latency_ms", "attempts", "cached"}
+CONTRACT_COLUMNS = {
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+    "latency_ms",
+    "attempts",
+    "cached",
+}
 
 
 @pytest.mark.parametrize("schema", [EXTRACTED_ENTITIES, CLASSIFICATIONS, CORPUS_REPORT])
@@ -54,6 +64,8 @@ def test_make_row_defaults_mean_no_call_was_made() -> None:
         "model": None,
         "input_tokens": 0,
         "output_tokens": 0,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
         "cost_usd": 0.0,
         "latency_ms": 0.0,
         "attempts": 0,
@@ -82,6 +94,8 @@ def test_llm_columns_of_one_call() -> None:
     record = _record(
         input_tokens=120,
         output_tokens=30,
+        cache_read_input_tokens=4000,
+        cache_creation_input_tokens=0,
         cost_usd=0.00027,
         latency_ms=812.5,
         attempts=3,
@@ -93,6 +107,8 @@ def test_llm_columns_of_one_call() -> None:
         "model": "claude-haiku",
         "input_tokens": 120,
         "output_tokens": 30,
+        "cache_read_tokens": 4000,
+        "cache_write_tokens": 0,
         "cost_usd": 0.00027,
         "latency_ms": 812.5,
         "attempts": 3,
@@ -105,9 +121,17 @@ def test_llm_columns_of_one_call() -> None:
 
 
 def test_llm_columns_of_a_repaired_answer_add_up_both_calls() -> None:
-    first = _record(input_tokens=100, output_tokens=10, cost_usd=0.1, latency_ms=10, request_id="req_1")
+    first = _record(
+        input_tokens=100,
+        output_tokens=10,
+        cache_creation_input_tokens=4000,
+        cost_usd=0.1,
+        latency_ms=10,
+        request_id="req_1",
+    )
     repair = _record(
         model="claude-fallback",
+        cache_read_input_tokens=4000,
         input_tokens=150,
         output_tokens=20,
         cost_usd=0.2,
@@ -116,6 +140,7 @@ def test_llm_columns_of_a_repaired_answer_add_up_both_calls() -> None:
     )
     columns = llm_columns([first, repair])
     assert (columns["input_tokens"], columns["output_tokens"], columns["latency_ms"]) == (250, 30, 15.0)
+    assert (columns["cache_write_tokens"], columns["cache_read_tokens"]) == (4000, 4000)
     assert math.isclose(columns["cost_usd"], 0.3)
     assert (columns["model"], columns["request_id"], columns["repaired"]) == (
         "claude-fallback",
@@ -163,12 +188,20 @@ def test_allocate_int_needs_rows() -> None:
 @pytest.mark.parametrize("n", [1, 3, 7, 313, 100_000])
 def test_report_call_allocation_sums_to_the_call_totals(n: int) -> None:
     record = _record(
-        input_tokens=4321, output_tokens=987, cost_usd=0.012345678, latency_ms=2500.0, attempts=2
+        input_tokens=4321,
+        output_tokens=987,
+        cache_read_input_tokens=55,
+        cache_creation_input_tokens=66,
+        cost_usd=0.012345678,
+        latency_ms=2500.0,
+        attempts=2,
     )
     rows = allocate_report_call([record], n)
     assert len(rows) == n
     assert sum(r["input_tokens"] for r in rows) == 4321
     assert sum(r["output_tokens"] for r in rows) == 987
+    assert sum(r["cache_read_tokens"] for r in rows) == 55
+    assert sum(r["cache_write_tokens"] for r in rows) == 66
     assert round(math.fsum(r["cost_usd"] for r in rows), 9) == 0.012345678
     assert {r["latency_ms"] for r in rows} == {2500.0}  # descriptive: repeated, not split
     assert {r["attempts"] for r in rows} == {2}
