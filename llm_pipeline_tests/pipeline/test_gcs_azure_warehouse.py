@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from llm_pipeline.simulator import Simulator
-from llm_pipeline_tests.fixtures.object_stores import EmulatedStore
+from llm_pipeline_tests.fixtures.object_stores import Credentials, EmulatedStore
 from llm_pipeline_tests.fixtures.pipeline import (
     PARTITION,
     PipelineHarness,
@@ -25,7 +25,10 @@ TABLES = ("raw_documents", "extracted_entities", "classifications", "corpus_repo
 
 
 def test_the_four_assets_run_end_to_end(
-    store_pipeline: PipelineHarness, object_store: EmulatedStore, capfd: pytest.CaptureFixture[str]
+    store_pipeline: PipelineHarness,
+    object_store: EmulatedStore,
+    store_credentials: Credentials,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     result = store_pipeline.materialize()
     assert result.success, failure_messages(result)
@@ -46,6 +49,10 @@ def test_the_four_assets_run_end_to_end(
     _assert_no_credentials(store_pipeline, result, object_store, capfd)
     stored = b"".join(object_store.read(key) for key in expected)
     assert not [secret for secret in object_store.secrets if secret.encode() in stored]
+    # The credentials were used: on gs:// the token endpoint granted a token for the service account;
+    # on az:// Azurite refuses a request not signed with the account's key, so a run that succeeded did.
+    if object_store.scheme == "gs":
+        assert "urn:ietf:params:oauth:grant-type:jwt-bearer" in store_credentials.gcs_grants
 
 
 def test_a_missing_raw_file_fails_the_partition_naming_its_url(
