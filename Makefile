@@ -1,11 +1,15 @@
 # Quickstart contract (README): `make demo`, `make test`, `make ui`, `make bench`.
 # A fresh machine needs Python 3.11 and make; `make test` also needs root (or the apt-get command
-# it prints) for the Debian packages the suite starts: redis-server and chromium.
+# it prints) for the Debian packages the suite starts: redis-server, chromium, and npm (for Azurite).
 PYTHON ?= python3.11
 UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
+# Azurite, the Azure Blob emulator of the az:// tests, from the npm registry (pinned).
+AZURITE_VERSION := 3.37.0
+NPM ?= npm
+AZURITE_STAMP := $(TOOLS)/azurite/.azurite-$(AZURITE_VERSION)
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # uv uses this machine's Python 3.11 and never downloads an interpreter of its own.
@@ -24,9 +28,15 @@ $(TOOLS)/.uv-$(UV_VERSION):
 install: $(TOOLS)/.uv-$(UV_VERSION)
 	$(UV) sync --locked --python $(PYTHON) --quiet
 
-# Before anything slow: finds redis-server and chromium, installs them as root, else says how.
+# Before anything slow: finds redis-server, chromium and npm, installs them as root, else says how;
+# then Azurite with that npm (once per version: the stamp makes it a no-op when present).
 test-deps:
 	$(PYTHON) llm_pipeline_tests/fixtures/system_deps.py --install
+	@$(MAKE) --no-print-directory $(AZURITE_STAMP)
+
+$(AZURITE_STAMP):
+	$(NPM) install --prefix $(TOOLS)/azurite --save-exact --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
+	touch $@
 
 demo: install
 	$(BIN)/llm-pipeline demo

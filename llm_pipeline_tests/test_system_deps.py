@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from llm_pipeline_tests.fixtures import system_deps
-from llm_pipeline_tests.fixtures.system_deps import CHROMIUM, REDIS_SERVER, REQUIREMENTS, find, plan
+from llm_pipeline_tests.fixtures.system_deps import CHROMIUM, NPM, REDIS_SERVER, REQUIREMENTS, find, plan
 
 SCRIPT = Path(system_deps.__file__)
 #: Debian's own interpreter, readable by an unprivileged user (the project's may live under /root).
@@ -24,9 +24,9 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 @pytest.mark.parametrize(
     ("is_root", "has_apt", "distribution", "action", "packages"),
     [
-        (True, True, "debian", "install", "redis-server chromium"),
-        (True, True, "ubuntu", "install", "redis-server chromium-browser"),
-        (False, True, "debian", "advise", "redis-server chromium"),
+        (True, True, "debian", "install", "redis-server chromium npm"),
+        (True, True, "ubuntu", "install", "redis-server chromium-browser npm"),
+        (False, True, "debian", "advise", "redis-server chromium npm"),
         (True, False, "alpine", "advise", None),
         (False, False, "unknown", "advise", None),
     ],
@@ -65,11 +65,14 @@ def test_an_override_variable_wins_and_a_wrong_one_is_not_replaced(tmp_path: Pat
 
 
 def test_this_machine_has_what_the_suite_needs() -> None:
-    """`make test` ran the script before the suite: both binaries are there and are the real ones."""
+    """`make test` ran the script before the suite: the binaries are there and are the real ones."""
     redis = find(REDIS_SERVER)
     chromium = find(CHROMIUM)
+    npm = find(NPM)
     assert redis is not None
     assert chromium is not None
+    assert npm is not None
+    assert subprocess.run([npm, "--version"], capture_output=True, text=True).stdout.strip()[0].isdigit()
     assert "Redis server" in subprocess.run([redis, "--version"], capture_output=True, text=True).stdout
     version = subprocess.run([chromium, "--version"], capture_output=True, text=True).stdout
     assert "Chromium" in version or "Chrome" in version
@@ -114,3 +117,4 @@ def test_the_script_runs_on_the_standard_library_alone() -> None:
     assert result.returncode == 0, result.stderr
     assert "redis-server=" in result.stdout
     assert "chromium=" in result.stdout
+    assert "npm=" in result.stdout

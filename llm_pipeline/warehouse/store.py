@@ -46,6 +46,8 @@ __all__ = [
 Location: TypeAlias = Path | UPath
 
 _LOCAL_PROTOCOLS = ("", "file", "local")
+#: The optional extra (pyproject `[project.optional-dependencies]`) that installs each store's package.
+_EXTRAS = {"gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure", "abfss": "azure"}
 #: Bytes a remote JSONL stream is read ahead by; lines are cut from this buffer, not fetched one by one.
 _LINE_BUFFER_BYTES = 1 << 20
 
@@ -59,7 +61,8 @@ def data_root(value: str) -> UPath:
 
     Refused: credentials in the URL (they belong in the store's standard chain, and a URL ends up in
     logs and metadata) and a protocol fsspec does not know or whose package is not installed (gcsfs
-    for gs://, adlfs for az://). A `file://` URL is the local directory it names.
+    for gs://, adlfs for az://: the message names the extra that installs it). A `file://` URL is
+    the local directory it names.
     """
     if "://" in value and "@" in urllib.parse.urlsplit(value).netloc:
         raise ValueError(
@@ -73,8 +76,16 @@ def data_root(value: str) -> UPath:
             return UPath(path.path)
         fsspec.get_filesystem_class(path.protocol)
     except (ImportError, ValueError) as exc:
-        raise ValueError(f"{value!r} cannot be opened: {exc}") from None
+        raise ValueError(f"{value!r} cannot be opened: {exc}{_install_hint(value)}") from None
     return path
+
+
+def _install_hint(value: str) -> str:
+    """How to install the package a store's URL needs, when the project has an extra for it."""
+    extra = _EXTRAS.get(value.partition("://")[0].lower())
+    if extra is None:
+        return ""
+    return f" (install the extra: pip install 'llm-pipeline[{extra}]', or uv sync --extra {extra})"
 
 
 def _without_userinfo(url: str) -> str:

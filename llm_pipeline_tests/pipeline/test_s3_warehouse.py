@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 
 from llm_pipeline.simulator import Simulator
-from llm_pipeline_tests.fixtures.pipeline import PARTITION, PipelineHarness, failure_messages, metadata_of
+from llm_pipeline_tests.fixtures.pipeline import (
+    PARTITION,
+    PipelineHarness,
+    failure_messages,
+    metadata_of,
+    run_errors,
+)
 from llm_pipeline_tests.fixtures.s3 import S3Store, fresh_filesystems
 from llm_pipeline_tests.fixtures.servers import free_port
 
@@ -70,7 +76,7 @@ def test_a_wrong_bucket_fails_at_once_naming_the_url(
     pipeline.data_dir = S3Store(endpoint=s3.endpoint, bucket="no-such-bucket-here").root
     result = pipeline.materialize()
     assert not result.success
-    messages = " ".join(_errors(result))
+    messages = " ".join(run_errors(result))
     assert "s3://no-such-bucket-here/pipeline: the bucket 'no-such-bucket-here' does not exist" in messages
     _assert_no_credentials(pipeline, result, s3)
     assert simulator.control.stats()["attempts"] == 0  # failed before any work, not after paying for it
@@ -85,29 +91,18 @@ def test_an_unreachable_endpoint_fails_naming_the_url_and_not_the_credentials(
     fresh_filesystems()
     result = s3_pipeline.materialize(selection=["raw_documents"])
     assert not result.success
-    messages = " ".join(_errors(result))
+    messages = " ".join(run_errors(result))
     assert f"{s3.url}: the store cannot be reached" in messages
     assert nowhere in messages  # which endpoint it tried
     _assert_no_credentials(s3_pipeline, result, s3)
     assert simulator.control.stats()["attempts"] == 0
 
 
-def _errors(result: dg.ExecuteInProcessResult) -> list[str]:
-    """Every error a run recorded (a resource's failure is a run failure, not a step failure), with
-    its causes and stack traces, as the run log shows them."""
-    texts = []
-    for event in result.all_events:
-        error = getattr(event.event_specific_data, "error", None)
-        if error is not None:
-            texts.append(f"{event.message} {error.to_string()}")
-    return texts
-
-
 def _assert_no_credentials(pipeline: PipelineHarness, result: dg.ExecuteInProcessResult, s3: S3Store) -> None:
     """Neither the access key id nor the secret in any log line, error or event of the run."""
-    texts = [*pipeline.log_messages(result), *_errors(result)]
+    texts = [*pipeline.log_messages(result), *run_errors(result)]
     texts += [repr(record) for record in pipeline.instance.all_logs(result.run_id)]
-    assert _errors(result), "the run recorded its failure"
+    assert run_errors(result), "the run recorded its failure"
     for secret in (s3.access_key, s3.secret_key):
         assert not [text for text in texts if secret in text]
 

@@ -7,6 +7,8 @@ the S3 tests run the same code against a real S3 server.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +43,8 @@ def memory_root() -> Iterator[UPath]:
         ("file:///srv/llm/data", True, "/srv/llm/data"),
         ("s3://bucket/prefix", False, "s3://bucket/prefix"),
         ("memory://bucket/prefix", False, "memory://bucket/prefix"),
+        ("gs://bucket/prefix", False, "gs://bucket/prefix"),
+        ("az://container/prefix", False, "az://container/prefix"),
     ],
 )
 def test_a_data_root_is_a_local_path_or_a_url(value: str, local: bool, shown: str) -> None:
@@ -51,17 +55,40 @@ def test_a_data_root_is_a_local_path_or_a_url(value: str, local: bool, shown: st
     )
 
 
+def test_an_unknown_protocol_is_refused() -> None:
+    with pytest.raises(ValueError, match="'nosuch://bucket/prefix' cannot be opened: Unsupported filesystem"):
+        data_root("nosuch://bucket/prefix")
+
+
 @pytest.mark.parametrize(
-    ("value", "message"),
+    ("value", "package", "message"),
     [
-        ("gs://bucket/prefix", "'gs://bucket/prefix' cannot be opened: Please install gcsfs"),
-        ("az://container/prefix", "'az://container/prefix' cannot be opened: Install adlfs"),
-        ("nosuch://bucket/prefix", "'nosuch://bucket/prefix' cannot be opened: Unsupported filesystem"),
+        (
+            "gs://bucket/prefix",
+            "gcsfs",
+            "'gs://bucket/prefix' cannot be opened: Please install gcsfs to access Google Storage (install "
+            "the extra: pip install 'llm-pipeline[gcs]', or uv sync --extra gcs)",
+        ),
+        (
+            "az://container/prefix",
+            "adlfs",
+            "'az://container/prefix' cannot be opened: Install adlfs to access Azure Datalake Gen2 and Azure "
+            "Blob Storage (install the extra: pip install 'llm-pipeline[azure]', or uv sync --extra azure)",
+        ),
     ],
 )
-def test_a_store_without_its_package_is_refused_naming_what_to_install(value: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        data_root(value)
+def test_a_store_without_its_package_is_refused_naming_the_extra(
+    value: str, package: str, message: str
+) -> None:
+    """A fresh interpreter in which the store's package cannot be imported, as in an install without the
+    extra (the suite's own environment has both)."""
+    script = (
+        f"import sys; sys.modules[{package!r}] = None\n"
+        "from llm_pipeline.warehouse.store import data_root\n"
+        f"try:\n    data_root({value!r})\nexcept ValueError as exc:\n    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == message, result.stderr
 
 
 def test_credentials_in_the_url_are_refused_without_being_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
