@@ -14,6 +14,7 @@ from llm_pipeline.simulator import Simulator
 from llm_pipeline_tests.fixtures.pipeline import (
     PARTITION,
     PipelineHarness,
+    assert_a_missing_day_names_its_url,
     failure_messages,
     metadata_of,
     run_errors,
@@ -61,12 +62,7 @@ def test_a_rerun_replaces_each_partition_whole_and_pays_nothing(
 def test_a_missing_raw_file_fails_the_partition_naming_its_url(
     s3_pipeline: PipelineHarness, s3: S3Store
 ) -> None:
-    result = s3_pipeline.materialize("2026-11-21", selection=["raw_documents"])
-    assert not result.success
-    assert any(
-        f"input file {s3.url}/raw/2026-11-21.jsonl does not exist (partition 2026-11-21)" in message
-        for message in failure_messages(result)
-    ), failure_messages(result)
+    assert_a_missing_day_names_its_url(s3_pipeline, s3.url)
     assert s3.objects() == [s3.key("raw", f"{PARTITION}.jsonl")]
 
 
