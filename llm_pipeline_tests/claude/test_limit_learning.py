@@ -22,7 +22,7 @@ from llm_pipeline.claude.limits import (
 from llm_pipeline.claude.rate_headers import read_rate_headers
 from llm_pipeline.claude.state.base import LearnedLimits
 from llm_pipeline.claude.state.memory import MemoryBackend
-from llm_pipeline_tests.fixtures.fake_clock import FakeClock
+from llm_pipeline_tests.fixtures.fake_clock import FakeClock, assert_released_after
 
 T0 = 1_000_000.0
 MODEL, ENDPOINT = "claude-haiku-5-5", "api.example"
@@ -286,11 +286,7 @@ async def test_remaining_below_the_schedule_catches_the_limiter_down() -> None:
     await learner.observe(headers(60, left=10))  # 1/s, 10 deep: full
     assert learner.limits.burst_s == 10.0
     await learner.observe(headers(60, left=0))  # someone else spent it all
-    nxt = asyncio.create_task(limiter.reserve(0, 0))
-    await clock.advance(0.99)
-    assert not nxt.done()
-    await clock.advance(0.01)
-    assert nxt.done()
+    await assert_released_after(clock, limiter.reserve(0, 0), 0.99, 0.01)
 
 
 @pytest.mark.parametrize(

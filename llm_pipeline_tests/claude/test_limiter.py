@@ -15,7 +15,7 @@ from llm_pipeline.claude.errors import BadRequest
 from llm_pipeline.claude.limiter import Limiter, Reservation, default_safety_margin
 from llm_pipeline.claude.state import open_state
 from llm_pipeline.claude.state.memory import MemoryBackend
-from llm_pipeline_tests.fixtures.fake_clock import FakeClock
+from llm_pipeline_tests.fixtures.fake_clock import FakeClock, assert_released_after
 
 T0 = 1_000_000.0
 HUGE = 1e12
@@ -206,11 +206,7 @@ async def test_settle_charges_an_underestimate() -> None:
     limiter = make_limiter(clock, itpm=600, burst=10.0)  # 10 tokens/s, bucket 100
     booked = await limiter.reserve(10, 0)
     await limiter.settle(booked, 60, 0)  # 60 used: 40 left, the next 50 waits 1 s
-    nxt = asyncio.create_task(limiter.reserve(50, 0))
-    await clock.advance(0.99)
-    assert not nxt.done()
-    await clock.advance(0.01)
-    assert nxt.done()
+    await assert_released_after(clock, limiter.reserve(50, 0), 0.99, 0.01)
 
 
 async def test_a_give_back_is_held_until_the_next_booking_applies_it() -> None:
@@ -333,11 +329,7 @@ async def test_catch_down_moves_forward_when_server_has_less_room() -> None:
     await clock.advance(0)
     assert fast.done(), "a remaining that agrees with us changes nothing"
     await limiter.catch_down((0.0, None, None))
-    slow = asyncio.create_task(limiter.reserve(0, 0))
-    await clock.advance(0.99)
-    assert not slow.done()
-    await clock.advance(0.01)
-    assert slow.done()
+    await assert_released_after(clock, limiter.reserve(0, 0), 0.99, 0.01)
 
 
 @pytest.mark.parametrize(
@@ -440,11 +432,7 @@ async def test_a_raised_rate_drains_what_was_booked_faster_and_keeps_its_units()
     limiter = make_limiter(clock, rpm=60, burst=2.0)
     await start_all(limiter, clock, [(0, 0)] * 2)
     limiter.retune((120, HUGE, HUGE), 1.0)
-    nxt = asyncio.create_task(limiter.reserve(0, 0))
-    await clock.advance(0.49)
-    assert not nxt.done()
-    await clock.advance(0.01)
-    assert nxt.done()
+    await assert_released_after(clock, limiter.reserve(0, 0), 0.49, 0.01)
 
 
 async def test_a_lowered_rate_keeps_what_was_booked_booked() -> None:
@@ -455,11 +443,7 @@ async def test_a_lowered_rate_keeps_what_was_booked_booked() -> None:
     limiter = make_limiter(clock, rpm=120, burst=1.0)
     await start_all(limiter, clock, [(0, 0)] * 2)
     limiter.retune((60, HUGE, HUGE), 2.0)
-    nxt = asyncio.create_task(limiter.reserve(0, 0))
-    await clock.advance(0.99)
-    assert not nxt.done()
-    await clock.advance(0.01)
-    assert nxt.done()
+    await assert_released_after(clock, limiter.reserve(0, 0), 0.99, 0.01)
 
 
 async def test_processes_that_disagree_on_the_rate_never_mix_units() -> None:
@@ -514,8 +498,4 @@ async def test_a_cut_rate_whose_bucket_was_empty_is_empty_not_over_empty() -> No
     limiter = make_limiter(clock, rpm=6_000, burst=1.0)
     await start_all(limiter, clock, [(0, 0)] * 100)
     limiter.retune((1_500, HUGE, HUGE), 1.0)
-    nxt = asyncio.create_task(limiter.reserve(0, 0))
-    await clock.advance(1.04 - 0.001)
-    assert not nxt.done()
-    await clock.advance(0.002)
-    assert nxt.done()
+    await assert_released_after(clock, limiter.reserve(0, 0), 1.04 - 0.001, 0.002)
