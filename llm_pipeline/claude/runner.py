@@ -21,7 +21,8 @@ item is pulled any more, results of calls in flight keep coming until they are a
 `drain.timeout_s` has passed (the rest is cancelled), and then the error is raised, or
 `Interrupted` when the drain was requested from outside (a signal). `on_progress` gets a
 `Progress` at most every `progress_every_s` and once at the end; `failed` counts results whose
-`.ok` is False.
+`.ok` is False. Calls start at most a few per turn of the event loop (`stagger.py`), so the first
+of a burst reach the wire before the last are prepared.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any, Generic, TypeVar
 
 from llm_pipeline.claude.clock import Clock, SystemClock
 from llm_pipeline.claude.drain import Drain, Interrupted
+from llm_pipeline.claude.stagger import Stagger
 
 __all__ = ["Progress", "ProgressSink", "Runner"]
 
@@ -189,6 +191,7 @@ class Runner:
         slots = asyncio.Semaphore(self.window)
         results: asyncio.Queue[Any] = asyncio.Queue()
         gate = _Gate(self._in_flight, self._clock, self._in_flight_poll_s) if self._in_flight else None
+        stagger = Stagger()
 
         def stopping() -> bool:
             return drain is not None and drain.requested
@@ -199,6 +202,7 @@ class Runner:
                     await slots.acquire()
                     if gate is not None:
                         await gate.enter()
+                    await stagger.turn()
                     pulled = None if stopping() else await source.next()
                     if pulled is None:
                         slots.release()

@@ -1,0 +1,53 @@
+"""Start a burst of calls a few per turn of the event loop, so the first reach the wire at once.
+
+When hundreds of calls may start together (the runner's workers at the start of a run, or the
+fan-out that follows a first contact), each runs about a millisecond of CPU (claim, ledger lookup,
+booking, building the HTTP request) before its first I/O. Started in the same turn of the loop,
+all of them run that part before the loop polls a socket again: the first request booked reaches
+the server only after the last one is prepared, 0.3 s later for 250 calls measured on two cores.
+In that time the server's bucket, full after a quiet spell, wastes its refill, and the limiter,
+which counted its bucket from the first booking, is ahead of the server by as much: the margin
+(`limiter.py`) would have to cover it. A few per turn, the loop polls its sockets between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+
+__all__ = ["DEFAULT_STEP", "Stagger"]
+
+#: Calls started per turn of the loop: ~16 ms of CPU between two polls of the sockets.
+DEFAULT_STEP = 16
+
+
+class Stagger:
+    """`await stagger.turn()` before starting a call: at most `step` pass per turn of the loop, in order."""
+
+    def __init__(self, step: int = DEFAULT_STEP) -> None:
+        if step < 1:
+            raise ValueError("step must be >= 1")
+        self._step = step
+        self._passed = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def turn(self) -> None:
+        if not self._waiters and self._passed < self._step:
+            self._pass()
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def _pass(self) -> None:
+        if self._passed == 0:  # the first of this turn: the count starts again on the next turn
+            asyncio.get_running_loop().call_soon(self._next_turn)
+        self._passed += 1
+
+    def _next_turn(self) -> None:
+        self._passed = 0
+        while self._waiters and self._passed < self._step:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # a cancelled waiter gives up its place
+                waiter.set_result(None)
+                self._pass()
