@@ -30,12 +30,16 @@ queued callers never book `max_tokens` minutes ahead, out of reach of the give-b
 - `retune(rates, burst)`: new limits from now on; the shared row is converted to the new
   intervals by the next change (`gcra.retune`: consumed units stay consumed).
 
-Safety margin: the tolerance is the burst minus `min(0.75 s, 25% of it)`. After a quiet spell
-both buckets are full; ours starts draining when a request is sent, the server's when it arrives,
-and the refill the server wastes in between (full, waiting for that first arrival) is room our
-schedule counted. The margin covers that delay, which is time, not a share of the bucket.
-Measured (four processes starting together on two cores, 2,400 RPM, 3 s bucket, 6 runs each):
-0.25-0.3 s met 0 to 27 limiter 429s per run (up to 5.5%), 0.5 s up to 11, 0.75 s at most 1.
+Safety margin: the tolerance is the burst minus `min(0.25 s, 25% of it)`. After a quiet spell
+both buckets are full; ours starts draining when the first request is booked, the server's when
+it arrives, and the refill the server wastes in between (full, waiting for that first arrival) is
+room our schedule counted. The margin covers that delay, which is time, not a share of the
+bucket: the one-way trip to the server, plus what the process does before the first request's
+bytes leave, which the runner keeps short by starting a burst's calls a few per turn of the loop
+(`stagger.py`; before that, 250 calls started together sent their first request 0.3 s after its
+booking, and the margin had to be 0.75 s). Measured with the stagger, four processes starting
+together on two cores, 2,400 RPM, a 3 s bucket, 4 runs each: quiet, 0.1 s met 0 or 1 limiter 429s
+per run and 0.25 s none; with two busy loops beside them, 0.1 s met 4 or 5 (1%), 0.25 s 0 or 1.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ DEFAULT_POLL_S = 0.1
 
 
 def default_safety_margin(burst_seconds: float) -> float:
-    return min(0.75, 0.25 * burst_seconds)
+    return min(0.25, 0.25 * burst_seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -354,13 +354,13 @@ async def test_catch_down_reads_rounded_token_counts_as_the_most_they_can_mean(
 
 
 def test_default_margin_and_capacities() -> None:
-    assert default_safety_margin(1.0) == pytest.approx(0.25)
-    assert default_safety_margin(5.0) == 0.75
-    assert default_safety_margin(60.0) == 0.75, "a delay before the server counts is time, not a share"
+    assert default_safety_margin(0.5) == pytest.approx(0.125), "a shallow bucket keeps three quarters"
+    assert default_safety_margin(5.0) == 0.25
+    assert default_safety_margin(60.0) == 0.25, "a delay before the server counts is time, not a share"
     clock = FakeClock(T0)
     backend = MemoryBackend(clock.now)
     limiter = Limiter("m", backend.limiter, rpm=600, itpm=60_000, otpm=6_000, burst_seconds=5.0, clock=clock)
-    assert limiter.capacities == pytest.approx((42.5, 4_250.0, 425.0))
+    assert limiter.capacities == pytest.approx((47.5, 4_750.0, 475.0))
 
 
 async def test_repr_shows_levels_waiters_and_next_release() -> None:
