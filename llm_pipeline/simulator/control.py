@@ -58,7 +58,8 @@ class SimulatorControl:
             time.sleep(0.05)
 
     def stats(self, *, times: bool = False) -> dict[str, Any]:
-        """The counters; `times=True` adds `success_times` (seconds since start/reset)."""
+        """The counters; `times=True` adds `success_times` and `limiter_429_times` (seconds since
+        start or reset)."""
         return self._call("GET", "/_sim/stats" + ("?times=1" if times else ""))
 
     def config(self) -> dict[str, Any]:

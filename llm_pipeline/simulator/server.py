@@ -225,7 +225,7 @@ class SimulatorService:
             try:
                 booking, headers = limiter.reserve(model, counted, params["max_tokens"])
             except RateLimited as limited:
-                stats.limiter_429 += 1
+                stats.refused()
                 raise ApiError(
                     429, limited.message, headers=public_headers(limited.headers, **shown)
                 ) from None

@@ -56,6 +56,8 @@ class Stats:
         self.batch: Counter[str] = Counter()
         self.per_request: Counter[str] = Counter()
         self.success_times: deque[float] = deque(maxlen=MAX_SUCCESS_TIMES)
+        #: When the rate limiter refused (a burst of them at the start of a run tells a test why).
+        self.limiter_429_times: deque[float] = deque(maxlen=MAX_SUCCESS_TIMES)
         self.per_second: Counter[int] = Counter()
 
     def enter(self) -> None:
@@ -75,6 +77,11 @@ class Stats:
         if counter is None:
             counter = self.endpoints[endpoint] = Counter()
         counter[status] += 1
+
+    def refused(self) -> None:
+        """The rate limiter turned a Messages request away (a 429 of our own, not an injected one)."""
+        self.limiter_429 += 1
+        self.limiter_429_times.append(self._clock() - self.started)
 
     def success(self, fingerprint: str, usage: dict[str, Any]) -> None:
         elapsed = self._clock() - self.started
@@ -149,4 +156,5 @@ class Stats:
         }
         if include_times:
             snapshot["success_times"] = list(self.success_times)
+            snapshot["limiter_429_times"] = list(self.limiter_429_times)
         return snapshot

@@ -39,6 +39,8 @@ async def test_600_rpm_with_5_s_burst_holds_under_200_simultaneous_requests(anth
     assert stats["successes"] >= burst  # the whole burst is served...
     assert len(rejected) >= 100  # ...and the excess refused (at most a few seconds of refill got through)
     assert (stats["limiter_429"], stats["injected_429"]) == (len(rejected), 0)
+    assert len(stats["limiter_429_times"]) == len(rejected), "each refusal with when it came"
+    assert all(0 <= t <= stats["uptime_s"] for t in stats["limiter_429_times"])
     for window in (0.05, 0.2, 0.5, 1.0, 2.0, 5.0):
         assert max_in_window(stats["success_times"], window) <= burst + rate_per_s * window + 1
     for err in rejected[:5]:

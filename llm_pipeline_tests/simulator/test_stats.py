@@ -56,7 +56,9 @@ async def test_per_request_success_counter(anthropic_client, simulator):
     assert stats["max_successes_per_request"] == 3
     assert sum(stats["successes_per_second"]) == 5
     assert "success_times" not in stats
-    assert len(simulator.control.stats(times=True)["success_times"]) == 5
+    assert "limiter_429_times" not in stats
+    timed = simulator.control.stats(times=True)
+    assert (len(timed["success_times"]), timed["limiter_429_times"]) == (5, [])
 
 
 async def test_failed_attempts_are_not_successes(anthropic_client, simulator):
