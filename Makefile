@@ -46,8 +46,8 @@ demo: install
 test: test-deps install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -n 2 --dist loadfile -m "not serial"
-	$(BIN)/pytest -m serial
+	$(BIN)/pytest -n 2 --dist loadfile -m "not serial" --durations=15
+	$(BIN)/pytest -m serial --durations=5
 
 lint: install
 	$(BIN)/ruff check .
