@@ -53,6 +53,13 @@ def _wait_for_file(path: Path, timeout_s: float = 20.0) -> str:
     raise AssertionError(f"{path} was not written within {timeout_s} s")
 
 
+def _sigint_disposition(pid: int) -> dict[str, bool]:
+    """Whether SIGINT is blocked, ignored and caught in process `pid`, from /proc/<pid>/status."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    bit = 1 << (signal.SIGINT - 1)
+    return {name: bool(int(fields[f"Sig{name}"], 16) & bit) for name in ("Blk", "Ign", "Cgt")}
+
+
 def _gone(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -96,6 +103,7 @@ def test_a_signal_ignored_by_the_supervisor_is_restored_in_the_command(tmp_path:
         signal.signal(signal.SIGINT, previous)
     try:
         _wait_for_file(ready)
+        assert _sigint_disposition(group.pid) == {"Blk": False, "Ign": False, "Cgt": True}, "Python's handler"
         # An unhandled KeyboardInterrupt ends Python by SIGINT; had SIGINT stayed ignored, the
         # interpreter would have slept on until SIGTERM after the grace period.
         assert group.stop(grace_s=20, term_s=1) == -signal.SIGINT
