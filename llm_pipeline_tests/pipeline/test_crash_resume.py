@@ -18,12 +18,11 @@ import pandas as pd
 import pytest
 
 from llm_pipeline.simulator import Faults, Latency, ScheduledFault, Simulator, SimulatorConfig
-from llm_pipeline_tests.fixtures.pipeline import PARTITION, REPO
+from llm_pipeline_tests.fixtures.pipeline import PARTITION, REPO, TABLES
 from llm_pipeline_tests.fixtures.processes import materialize, wait_until
 
 ANSWERED = 120
 CONCURRENCY = 8
-TABLES = ("raw_documents", "extracted_entities", "classifications", "corpus_report")
 
 pytestmark = pytest.mark.slow
 

@@ -17,12 +17,9 @@ from llm_pipeline_tests.fixtures.pipeline import (
     PARTITION,
     PipelineHarness,
     assert_a_missing_day_names_its_url,
-    failure_messages,
-    metadata_of,
+    assert_the_day_landed,
     run_errors,
 )
-
-TABLES = ("raw_documents", "extracted_entities", "classifications", "corpus_report")
 
 
 def test_the_four_assets_run_end_to_end(
@@ -32,21 +29,7 @@ def test_the_four_assets_run_end_to_end(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     result = store_pipeline.materialize()
-    assert result.success, failure_messages(result)
-
-    expected = [object_store.key("raw", f"{PARTITION}.jsonl")]
-    expected += [object_store.key("warehouse", table, f"{PARTITION}.parquet") for table in TABLES]
-    assert object_store.objects() == sorted(expected)  # nothing staged or half-written is left
-    raw = store_pipeline.table("raw_documents")
-    assert len(raw) == 320
-    for table in TABLES[1:]:
-        frame = store_pipeline.table(table)
-        assert sorted(frame.doc_id) == sorted(raw.doc_id), table
-        path = metadata_of(result, table)["path"]
-        assert path == f"{object_store.url}/warehouse/{table}/{PARTITION}.parquet"
-    assert (store_pipeline.table("classifications").status == "ok").sum() == 312
-    assert metadata_of(result, "raw_documents")["input_path"] == f"{object_store.url}/raw/{PARTITION}.jsonl"
-    assert all(check.passed for check in result.get_asset_check_evaluations())
+    expected = assert_the_day_landed(store_pipeline, result, object_store)
     _assert_no_credentials(store_pipeline, result, object_store, capfd)
     stored = b"".join(object_store.read(key) for key in expected)
     assert not [secret for secret in object_store.secrets if secret.encode() in stored]

@@ -16,11 +16,10 @@ import pandas as pd
 import pytest
 
 from llm_pipeline.simulator import Latency, Simulator, SimulatorConfig
+from llm_pipeline_tests.fixtures.pipeline import TABLES
 from llm_pipeline_tests.fixtures.processes import content, day_dir, materialize_logged, run_env
 
 pytestmark = pytest.mark.slow
-
-TABLES = ("raw_documents", "extracted_entities", "classifications", "corpus_report")
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])

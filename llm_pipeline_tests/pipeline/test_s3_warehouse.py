@@ -15,32 +15,15 @@ from llm_pipeline_tests.fixtures.pipeline import (
     PARTITION,
     PipelineHarness,
     assert_a_missing_day_names_its_url,
-    failure_messages,
-    metadata_of,
+    assert_the_day_landed,
     run_errors,
 )
 from llm_pipeline_tests.fixtures.s3 import S3Store, fresh_filesystems
 from llm_pipeline_tests.fixtures.servers import free_port
 
-TABLES = ("raw_documents", "extracted_entities", "classifications", "corpus_report")
-
 
 def test_the_four_assets_run_end_to_end_on_s3(s3_pipeline: PipelineHarness, s3: S3Store) -> None:
-    result = s3_pipeline.materialize()
-    assert result.success, failure_messages(result)
-
-    expected = [s3.key("raw", f"{PARTITION}.jsonl")]
-    expected += [s3.key("warehouse", table, f"{PARTITION}.parquet") for table in TABLES]
-    assert s3.objects() == sorted(expected)  # nothing staged or half-written is left in the bucket
-    raw = s3_pipeline.table("raw_documents")
-    assert len(raw) == 320
-    for table in TABLES[1:]:
-        frame = s3_pipeline.table(table)
-        assert sorted(frame.doc_id) == sorted(raw.doc_id), table
-        assert metadata_of(result, table)["path"] == f"{s3.url}/warehouse/{table}/{PARTITION}.parquet"
-    assert (s3_pipeline.table("classifications").status == "ok").sum() == 312
-    assert metadata_of(result, "raw_documents")["input_path"] == f"{s3.url}/raw/{PARTITION}.jsonl"
-    assert all(check.passed for check in result.get_asset_check_evaluations())
+    assert_the_day_landed(s3_pipeline, s3_pipeline.materialize(), s3)
 
 
 def test_a_rerun_replaces_each_partition_whole_and_pays_nothing(
