@@ -14,8 +14,10 @@ All processes call one simulator in its own process, whose request limit equals 
 are configured with (and whose bucket is the size of theirs). With shared state (SQLite files:
 every process on the machine; Redis: every machine) the simulator's own limiter refuses under 1%
 of the attempts, and the successes over the busy period reach at least 85% of the limit, even
-without the bucket's head start. The same backfill with `LLM_PIPELINE_STATE=memory` (each process
-believes it owns the whole limit) meets a storm of 429s: the contrast that shows the tests can fail.
+without the bucket's head start. A backfill of the same days at the same limit with
+`LLM_PIPELINE_STATE=memory` (each process believes it owns the whole limit; fewer documents and a
+smaller bucket, as a storm needs no steady state) meets a storm of 429s: the contrast that shows
+the tests can fail.
 
 The Redis run is the several-machines configuration in full: its raw input and Parquet partitions
 live on S3 (moto's server, `LLM_PIPELINE_DATA_DIR=s3://bucket/prefix`), so no process shares a disk
@@ -44,10 +46,11 @@ DOCS_PER_DAY = 150
 RPM = 1200
 BURST_S = 30.0
 MAX_LIMITER_429_SHARE = 0.01
-#: The storm needs no steady state: ~480 calls into a 5 s bucket (100 requests) from four processes.
+MIN_RATE_SHARE = 0.85
+#: The contrast needs no steady state: four processes, each spending a 5 s bucket (100 requests)
+#: it believes is its own, overrun the server's at once; ~480 calls in all.
 STORM_DOCS_PER_DAY = 60
 STORM_BURST_S = 5.0
-MIN_RATE_SHARE = 0.85
 
 
 def _scenario(
@@ -114,8 +117,8 @@ def test_parallel_backfill_shares_one_limit_through_redis_with_the_warehouse_on_
 
 def test_without_sharing_the_same_backfill_meets_a_storm_of_429s(tmp_path: Path) -> None:
     """The contrast: each process its own in-memory limiter, each spending the whole limit (a storm
-    that no load on the machine prevents, so this one runs beside other tests). A smaller day and
-    bucket than the shared runs: each process alone would overrun the server's bucket at once."""
+    that no load on the machine prevents, so this one runs beside other tests). The same days and
+    limit, with fewer documents a day and a smaller bucket (`STORM_DOCS_PER_DAY`, `STORM_BURST_S`)."""
     outcome = run_backfill(
         tmp_path, _scenario("memory", docs_per_day=STORM_DOCS_PER_DAY, burst_s=STORM_BURST_S)
     )
