@@ -6,6 +6,8 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from xdist.remote import Producer
+from xdist.scheduler import LoadFileScheduling
 
 #: gcsfs reads this once, when it is imported (by the object-store fixtures, below): left on, every
 #: bucket operation first asks GCS's Storage Control gRPC API for the bucket's layout, which no
@@ -33,6 +35,27 @@ _NO_AMBIENT_AWS = {
     "AWS_CONFIG_FILE": os.devnull,
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
 }
+
+
+#: Test packages whose package-scoped fixtures are too costly to set up on every worker: `--dist
+#: loadfile` would send each of their files to whichever worker is free, and each worker would start
+#: the package's servers (and run its backfill) again.
+_ONE_WORKER_PACKAGES = ("llm_pipeline_tests/e2e/",)
+
+
+class _LoadFileKeepingPackagesTogether(LoadFileScheduling):
+    """`--dist loadfile`, except that every file of a package in `_ONE_WORKER_PACKAGES` goes to one
+    worker, so its package-scoped fixtures (the e2e web server, daemon and backfill) start once."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = super()._split_scope(nodeid)
+        return next((package for package in _ONE_WORKER_PACKAGES if path.startswith(package)), path)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LoadFileScheduling | None:
+    if config.getvalue("dist") == "loadfile":
+        return _LoadFileKeepingPackagesTogether(config, log)
+    return None
 
 
 @pytest.fixture(autouse=True)
