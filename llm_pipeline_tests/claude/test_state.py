@@ -166,6 +166,7 @@ async def test_raise_floor_only_moves_forward(backend: StateBackend) -> None:
 
 IV = (0.1, 1.0, 1.0)  # the intervals COST is expressed in: 10 requests per second
 FASTER = (0.05, 1.0, 1.0)  # 20 per second
+UNBOUNDED = (60.0, 60.0, 60.0)  # a catch-up limit beyond anything booked here
 
 
 async def test_a_change_in_another_rate_converts_the_row_keeping_its_units(backend: StateBackend) -> None:
@@ -185,6 +186,62 @@ async def test_a_change_in_another_rate_converts_the_row_keeping_its_units(backe
     assert (await backend.limiter.peek("m")).backlogs[0] == pytest.approx(1.1, abs=SLACK), (
         "in 20/s terms: 22 booked (1.1 s), the 0.1 s give-back floored by the queued booking's end"
     )
+
+
+async def test_catch_up_gives_back_only_what_the_server_never_counted(backend: StateBackend) -> None:
+    """10 booked at 10/s fill the 1 s bucket. The server answered the 5th saying 7 of 10 remained:
+    two of the first five never reached it, so 0.2 s of the schedule comes back. The same news again
+    changes nothing, and neither can it give back what was booked after it (3 more, say by another
+    process): their units are in the row's count."""
+    bookings = [await backend.limiter.reserve("m", COST, TOL, intervals=IV) for _ in range(10)]
+    fifth = bookings[4]
+    assert fifth.counts[0] == pytest.approx(5.0)
+    news = (TOL - 7 * IV[0], None, None)  # seconds from full when the server admitted the 5th
+    given = await backend.limiter.catch_up("m", 0.0, fifth.shift, news, fifth.counts, UNBOUNDED, IV)
+    assert given[0] == pytest.approx(0.2, abs=SLACK)
+    assert (await backend.limiter.peek("m")).backlogs[0] == pytest.approx(0.8, abs=SLACK)
+    again = await backend.limiter.catch_up("m", 0.0, fifth.shift, news, fifth.counts, UNBOUNDED, IV)
+    assert again == (0.0, 0.0, 0.0)
+    for _ in range(3):
+        await backend.limiter.reserve("m", COST, TOL, intervals=IV)
+    await backend.limiter.catch_up("m", 0.0, fifth.shift, news, fifth.counts, UNBOUNDED, IV)
+    assert (await backend.limiter.peek("m")).backlogs[0] == pytest.approx(1.1, abs=SLACK)
+
+
+async def test_catch_up_gives_back_at_most_the_limit_it_is_given(backend: StateBackend) -> None:
+    """The news alone grants nothing: only what the caller's unanswered requests booked comes back."""
+    bookings = [await backend.limiter.reserve("m", COST, TOL, intervals=IV) for _ in range(10)]
+    news = (0.0, None, None)  # the server's bucket was full: none of it counted
+    given = await backend.limiter.catch_up("m", 0.0, 0.0, news, bookings[-1].counts, (0.1, 0.0, 0.0), IV)
+    assert given[0] == pytest.approx(0.1)
+    assert (await backend.limiter.peek("m")).backlogs[0] == pytest.approx(0.9, abs=SLACK)
+    none = await backend.limiter.catch_up("m", 0.0, 0.0, news, bookings[-1].counts, (0.0, 0.0, 0.0), IV)
+    assert none == (0.0, 0.0, 0.0)
+
+
+async def test_catch_up_never_moves_forward_nor_past_a_pause_or_queued_bookings(
+    backend: StateBackend,
+) -> None:
+    booked = [await backend.limiter.reserve("m", COST, TOL, intervals=IV) for _ in range(5)]
+    full_news = (TOL - 10 * IV[0], None, None)
+    await backend.limiter.catch_up("m", 0.0, 0.0, (TOL, None, None), booked[0].counts, UNBOUNDED, IV)
+    assert (await backend.limiter.peek("m")).backlogs[0] == pytest.approx(0.5, abs=SLACK), "never forward"
+    await backend.limiter.cool_down("m", 0.05, 0.0, IV)
+    last = booked[-1]
+    await backend.limiter.catch_up("m", 0.0, last.shift, full_news, last.counts, UNBOUNDED, IV)
+    assert (await backend.limiter.peek("m")).backlogs[0] == pytest.approx(0.5, abs=SLACK), (
+        "a cool-down since the booking (and the pause it holds): older news cannot undo it"
+    )
+    await asyncio.sleep(0.1)
+    queued = [await backend.limiter.reserve("m", COST, TOL, intervals=IV) for _ in range(8)]
+    assert queued[-1].delay > 0.05, "the last ones wait for their start"
+    await backend.limiter.catch_up("m", 0.0, queued[0].shift, full_news, queued[0].counts, UNBOUNDED, IV)
+    assert (await backend.limiter.peek("m")).backlogs[0] == pytest.approx(0.7, abs=SLACK), (
+        "the 7 booked after it still count"
+    )
+    await backend.limiter.catch_up("m", 0.0, queued[-1].shift, full_news, queued[-1].counts, UNBOUNDED, IV)
+    backlog = (await backend.limiter.peek("m")).backlogs[0]
+    assert backlog == pytest.approx(queued[-1].delay + COST[0], abs=SLACK), "not before the queued ones end"
 
 
 async def test_an_undo_restores_the_row_and_its_intervals(backend: StateBackend) -> None:

@@ -57,6 +57,8 @@ class Booking:
     shift: float = 0.0
     #: For `reserve`: False when the start lay beyond the horizon and nothing was booked.
     booked: bool = True
+    #: For `reserve`: units of each rate booked ever, this booking included (`gcra.catch_up`).
+    counts: tuple[float, ...] = ()
 
 
 class LimiterStore(Protocol):
@@ -89,6 +91,20 @@ class LimiterStore(Protocol):
     async def raise_floor(
         self, name: str, backlogs: Sequence[float | None], intervals: Sequence[float] = ()
     ) -> None: ...
+
+    async def catch_up(
+        self,
+        name: str,
+        age: float,
+        shift: float,
+        backlogs: Sequence[float | None],
+        marks: Sequence[float],
+        limits: Sequence[float],
+        intervals: Sequence[float] = (),
+    ) -> tuple[float, ...]:
+        """`gcra.catch_up`: give back (at most `limits` seconds of each rate) what a response sent
+        `age` seconds ago shows the server never counted; returns the seconds given back."""
+        ...
 
     async def peek(self, name: str) -> Booking: ...
 

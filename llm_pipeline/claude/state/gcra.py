@@ -44,6 +44,27 @@ at the caller's tolerance plus horizon (`intervals[3]`, when given). A row with 
 that briefly disagree (one has learned a new limit, the other not yet) never mix units in one
 booking. The burst (`tolerance`) is a parameter of each booking, not state.
 
+Catching up with the server (`catch_up`). The row also counts, per rate, every unit ever booked
+(`counts`, in units, so a retune leaves them alone): bookings and charges add to it, an exact undo
+restores it, and nothing else takes from it (a give-back of an older booking would otherwise look
+like fewer bookings since a later one: room that is not there). A response to a request sent at
+`sent` reports the server's bucket as it was when it admitted that request, `backlog` seconds
+from full; everything booked after that request (`counts_i` now minus the count its booking left,
+`mark_i`) will be counted by the server too, or was already. So the server's bucket is now about
+as full as
+
+    TAT_i* = sent + backlog_i + (counts_i - mark_i) * interval_i
+
+A row that assumes less room moves its TAT back towards `TAT_i*`, but by at most `limit_i`
+seconds: what the caller booked for requests whose connection failed before any answer (the
+server may never have seen them). `TAT_i*` is only an estimate (the request reached the server
+after `sent`; one booked earlier may have arrived later), and taking the most generous of many
+estimates would pick their largest error, so the news confirms give-backs, it never grants room
+by itself. It is idempotent: two processes with the same news move the TAT to the same place, and
+neither gives back more than its own unanswered bookings. Never forward (`raise_floor` does
+that); not while a pause holds nor after a cool-down the request did not see (the `shift` it was
+booked under): a 429 said the buckets were emptier than any older response showed.
+
 The Redis backend runs the same formulas as a Lua script; keep the two in sync.
 """
 
@@ -60,6 +81,7 @@ __all__ = [
     "LimiterRow",
     "adjust",
     "book",
+    "catch_up",
     "cool_down",
     "earliest_start",
     "peek",
@@ -84,6 +106,9 @@ FIELDS = (
     "iv0",
     "iv1",
     "iv2",
+    "n0",
+    "n1",
+    "n2",
 )
 
 
@@ -112,6 +137,8 @@ class LimiterRow:
     version: float = 0.0
     #: Seconds per unit of each rate that the TATs are expressed in (0 = not known yet).
     intervals: list[float] = field(default_factory=_zeros)
+    #: Units of each rate booked or charged ever (see `catch_up`).
+    counts: list[float] = field(default_factory=_zeros)
 
     def fields(self) -> tuple[float, ...]:
         return (
@@ -122,6 +149,7 @@ class LimiterRow:
             *self.last_ends,
             self.version,
             *self.intervals,
+            *self.counts,
         )
 
     def copy(self) -> LimiterRow:
@@ -133,12 +161,14 @@ class LimiterRow:
             self.last_ends[:],
             self.version,
             self.intervals[:],
+            self.counts[:],
         )
 
     @classmethod
     def from_fields(cls, values: Sequence[float]) -> LimiterRow:
         v = [float(x) for x in values]
         intervals = v[10:13] if len(v) >= 13 else _zeros()
+        counts = v[13:16] if len(v) >= 16 else _zeros()
         return cls(
             tats=v[0:3],
             paused_until=v[3],
@@ -147,6 +177,7 @@ class LimiterRow:
             last_ends=v[6:9],
             version=v[9],
             intervals=intervals,
+            counts=counts,
         )
 
     def backlogs(self, now: float) -> tuple[float, ...]:
@@ -201,10 +232,12 @@ def reserve(
     start = earliest_start(row, now, costs, tolerance)
     if start - now > horizon + EPSILON:
         return start, False
-    tats, ends = row.tats, row.last_ends
+    tats, ends, counts, intervals = row.tats, row.last_ends, row.counts, row.intervals
     for i in _RATES:
         tats[i] = max(tats[i], start) + costs[i]
         ends[i] = max(ends[i], start + costs[i])
+        if intervals[i] > 0:
+            counts[i] += costs[i] / intervals[i]
     row.last_start = max(row.last_start, start)
     row.version += 1
     return start, True
@@ -227,7 +260,7 @@ def book(
         adjust(row, now, credit)
     before = row.fields()
     start, booked = reserve(row, now, costs, tolerance, horizon)
-    return Booking(start - now, row.backlogs(now), before, row.version, row.shift, booked)
+    return Booking(start - now, row.backlogs(now), before, row.version, row.shift, booked, tuple(row.counts))
 
 
 def peek(row: LimiterRow, now: float) -> Booking:
@@ -239,9 +272,11 @@ def adjust(row: LimiterRow, now: float, deltas: Sequence[float], intervals: Sequ
     """Charge (positive) or give back (negative) seconds of each rate after the fact."""
     retune(row, now, intervals)
     queued = row.last_start > now
-    tats, ends = row.tats, row.last_ends
+    tats, ends, counts, intervals = row.tats, row.last_ends, row.counts, row.intervals
     for i in _RATES:
         tat, delta = tats[i], deltas[i]
+        if delta > 0 and intervals[i] > 0:
+            counts[i] += delta / intervals[i]
         if delta > 0:
             tats[i] = max(tat, now) + delta
         elif queued:
@@ -263,7 +298,7 @@ def undo(
     if row.version == version:
         restored = LimiterRow.from_fields(before)
         row.tats, row.last_start, row.last_ends = restored.tats, restored.last_start, restored.last_ends
-        row.intervals = restored.intervals
+        row.intervals, row.counts = restored.intervals, restored.counts
         row.version += 1
         retune(row, now, intervals)
     else:
@@ -297,3 +332,39 @@ def raise_floor(
         for tat, backlog in zip(row.tats, backlogs, strict=True)
     ]
     row.version += 1
+
+
+def catch_up(
+    row: LimiterRow,
+    now: float,
+    age: float,
+    shift: float,
+    backlogs: Sequence[float | None],
+    marks: Sequence[float],
+    limits: Sequence[float],
+    intervals: Sequence[float] = (),
+) -> tuple[float, float, float]:
+    """Move TATs back towards what a response sent `age` seconds ago shows, by at most `limits`
+    seconds each (see the module docstring): `backlogs` per rate as the server reported them then
+    (None: no news), `marks` the counts its booking left, `shift` the cool-down shift it was booked
+    under. Returns the seconds of each rate given back."""
+    retune(row, now, intervals)
+    given = [0.0, 0.0, 0.0]
+    if row.shift != shift or row.paused_until > now:
+        return (0.0, 0.0, 0.0)
+    sent = now - age
+    queued = row.last_start > now
+    tats, ends, counts, units = row.tats, row.last_ends, row.counts, row.intervals
+    for i in _RATES:
+        backlog = backlogs[i]
+        if backlog is None or units[i] <= 0 or limits[i] <= 0:
+            continue
+        target = max(sent + backlog + (counts[i] - marks[i]) * units[i], tats[i] - limits[i])
+        if queued:  # callers already booked still start when they were told
+            target = max(target, ends[i])
+        if target < tats[i] - EPSILON:
+            given[i] = tats[i] - target
+            tats[i] = target
+    if any(given):
+        row.version += 1
+    return (given[0], given[1], given[2])

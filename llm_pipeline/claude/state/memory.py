@@ -53,6 +53,18 @@ class MemoryLimiterStore:
     ) -> None:
         gcra.raise_floor(self._row(name), self._now(), backlogs, intervals)
 
+    async def catch_up(
+        self,
+        name: str,
+        age: float,
+        shift: float,
+        backlogs: Sequence[float | None],
+        marks: Sequence[float],
+        limits: Sequence[float],
+        intervals: Sequence[float] = (),
+    ) -> tuple[float, ...]:
+        return gcra.catch_up(self._row(name), self._now(), age, shift, backlogs, marks, limits, intervals)
+
     async def peek(self, name: str) -> Booking:
         return gcra.peek(self._row(name), self._now())
 

@@ -20,14 +20,15 @@ LIMITER_LUA = (
     _COMMON
     + r"""
 local FIELDS = {'tat0','tat1','tat2','paused_until','shift','last_start','end0','end1','end2','version',
-                'iv0','iv1','iv2'}
+                'iv0','iv1','iv2','n0','n1','n2'}
 local N = #FIELDS
 local key, op, t = KEYS[1], ARGV[1], now()
 local v = redis.call('HMGET', key, unpack(FIELDS))
 local r = {}
 for i = 1, N do r[i] = tonumber(v[i]) or 0 end
 -- r[1..3] tats, r[4] paused_until, r[5] shift, r[6] last_start, r[7..9] last_ends, r[10] version,
--- r[11..13] the intervals the tats are expressed in (0 = not known yet)
+-- r[11..13] the intervals the tats are expressed in (0 = not known yet), r[14..16] units booked ever
+-- (bookings and charges only)
 local function save()
   local out = {}
   for i = 1, N do out[#out + 1] = FIELDS[i]; out[#out + 1] = fmt(r[i]) end
@@ -40,6 +41,7 @@ end
 local function adjust(d)
   local queued = r[6] > t
   for i = 1, 3 do
+    if d[i] > 0 and r[10 + i] > 0 then r[13 + i] = r[13 + i] + d[i] / r[10 + i] end
     if d[i] > 0 then r[i] = math.max(r[i], t) + d[i]
     elseif queued then r[i] = math.min(r[i], math.max(r[i] + d[i], r[6 + i]))
     else r[i] = r[i] + d[i] end
@@ -93,6 +95,7 @@ if op == 'reserve' then
     for i = 1, 3 do
       r[i] = math.max(r[i], start) + c[i]
       r[6 + i] = math.max(r[6 + i], start + c[i])
+      if r[10 + i] > 0 then r[13 + i] = r[13 + i] + c[i] / r[10 + i] end
     end
     r[6] = math.max(r[6], start)
     r[10] = r[10] + 1
@@ -105,6 +108,7 @@ if op == 'reserve' then
   reply[#reply + 1] = fmt(r[10])
   reply[#reply + 1] = fmt(r[5])
   reply[#reply + 1] = booked and '1' or '0'
+  for i = 14, 16 do reply[#reply + 1] = fmt(r[i]) end
   return reply
 elseif op == 'adjust' then
   retune(5)
@@ -112,7 +116,7 @@ elseif op == 'adjust' then
 elseif op == 'undo' then
   -- ARGV: 'undo', version, before[1..N], costs[1..3][, intervals[1..3]]
   if r[10] == tonumber(ARGV[2]) then
-    for _, i in ipairs({1, 2, 3, 6, 7, 8, 9, 11, 12, 13}) do r[i] = tonumber(ARGV[2 + i]) end
+    for _, i in ipairs({1, 2, 3, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16}) do r[i] = tonumber(ARGV[2 + i]) end
     r[10] = r[10] + 1
     retune(6 + N)
   else
@@ -141,6 +145,27 @@ elseif op == 'raise_floor' then
     if b then r[i] = math.max(r[i], t + b) end
   end
   r[10] = r[10] + 1
+elseif op == 'catch_up' then
+  -- ARGV: 'catch_up', age, shift, backlogs[1..3] ('-' = no news), marks[1..3], limits[1..3][, intervals]
+  retune(13)
+  local given = {0, 0, 0}
+  if r[5] == tonumber(ARGV[3]) and r[4] <= t then
+    local sent, queued = t - tonumber(ARGV[2]), r[6] > t
+    for i = 1, 3 do
+      local b, limit = tonumber(ARGV[3 + i]), tonumber(ARGV[9 + i])
+      if b and r[10 + i] > 0 and limit > 0 then
+        local target = math.max(sent + b + (r[13 + i] - tonumber(ARGV[6 + i])) * r[10 + i], r[i] - limit)
+        if queued then target = math.max(target, r[6 + i]) end
+        if target < r[i] - 1e-6 then
+          given[i] = r[i] - target
+          r[i] = target
+        end
+      end
+    end
+    if given[1] > 0 or given[2] > 0 or given[3] > 0 then r[10] = r[10] + 1 end
+  end
+  save()
+  return {fmt(given[1]), fmt(given[2]), fmt(given[3])}
 elseif op == 'peek' then
   local reply = with_backlogs({fmt(math.max(0, r[4] - t))})
   reply[#reply + 1] = fmt(r[5])

@@ -90,6 +90,7 @@ class RedisLimiterStore:
             values[4 + n],
             values[5 + n],
             bool(values[6 + n]),
+            tuple(values[7 + n : 10 + n]),
         )
 
     async def adjust(self, name: str, deltas: Sequence[float], intervals: Sequence[float] = ()) -> None:
@@ -117,6 +118,23 @@ class RedisLimiterStore:
     ) -> None:
         floors = ("-" if b is None else _num(b) for b in backlogs)
         await self._run(name, "raise_floor", *floors, *map(_num, intervals))
+
+    async def catch_up(
+        self,
+        name: str,
+        age: float,
+        shift: float,
+        backlogs: Sequence[float | None],
+        marks: Sequence[float],
+        limits: Sequence[float],
+        intervals: Sequence[float] = (),
+    ) -> tuple[float, ...]:
+        news = ("-" if b is None else _num(b) for b in backlogs)
+        reply = await self._run(
+            name, "catch_up", _num(age), _num(shift), *news, *map(_num, marks), *map(_num, limits),
+            *map(_num, intervals),
+        )  # fmt: skip
+        return tuple(float(x) for x in reply)
 
     async def peek(self, name: str) -> Booking:
         values = [float(x) for x in await self._run(name, "peek")]

@@ -188,6 +188,21 @@ class SqliteLimiterStore:
     ) -> None:
         await self._patience.run(self._change, name, gcra.raise_floor, backlogs, intervals)
 
+    async def catch_up(
+        self,
+        name: str,
+        age: float,
+        shift: float,
+        backlogs: Sequence[float | None],
+        marks: Sequence[float],
+        limits: Sequence[float],
+        intervals: Sequence[float] = (),
+    ) -> tuple[float, ...]:
+        given, _ = await self._patience.run(
+            self._change, name, gcra.catch_up, age, shift, backlogs, marks, limits, intervals
+        )
+        return given
+
     async def peek(self, name: str) -> Booking:
         return await self._patience.run(self._peek, name)
 
