@@ -146,7 +146,8 @@ class Attempt:
         self._warmth.observe(prefix, usage)
         with map_state_errors(self._location):
             # Learn first: a first contact's settlement then books in the learned units, not the defaults.
-            await learner.observe(rate_limit_headers(raw.http_response.headers), sent_at=started)
+            headers = rate_limit_headers(raw.http_response.headers)
+            await learner.observe(headers, sent_at=started, reservation=reservation)
             await limiter.settle(
                 reservation,
                 usage.input_tokens + (usage.cache_creation_input_tokens or 0),
@@ -187,6 +188,8 @@ class Attempt:
                     if exc.status_code >= 400:
                         await learner.limiter.release(reservation)  # turned away: nothing was counted
                     await learner.observe({}, sent_at=started, status=exc.status_code)
+                else:  # no answer: the booking stays, until an answer shows it was never counted
+                    learner.limiter.unanswered(reservation)
                 await breaker.record(granted, exc)
             if self._drain.requested:  # no retry: the run is stopping
                 raise Aborted(f"the run is stopping ({self._drain.reason}); last attempt: {exc}") from exc

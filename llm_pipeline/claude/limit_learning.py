@@ -12,7 +12,9 @@ and `-remaining` (`rate_headers.py`). A `LimitLearner` (one per model and endpoi
   A 429 from the server's limiter shows it was smaller than assumed: the refused booking left
   our schedule `b` seconds from full in the rate the server called empty, so the depth becomes
   at most `b` (never below `limits.MIN_BURST_S`).
-- `-remaining` below what our schedule assumes catches the limiter down (`Limiter.catch_down`).
+- `-remaining` below what our schedule assumes catches the limiter down (`Limiter.catch_down`);
+  a success's `-remaining` above it, less what was booked since, catches it up (`Limiter.catch_up`)
+  in the rates paced at exactly the limit the server reports (no cap, a share of 1).
 - nothing learned and a successful response without any rate-limit header: a gateway strips
   them; the configured caps or the conservative defaults stay, said once, loudly (an event).
 
@@ -192,6 +194,8 @@ class LimitLearner:
         self._answered = True
         if report.reports_remaining:
             await self._limiter.catch_down(report.remaining)
+            if not refused and reservation is not None and sent_at is not None:
+                await self._limiter.catch_up(reservation, self._at_the_limit(report), now - sent_at)
 
     def _learn(
         self,
@@ -229,6 +233,18 @@ class LimitLearner:
         wall = self._clock.wall()  # the shared record's times are read by people and other machines
         changed_at = wall if moved or old is None else old.changed_at
         return LearnedLimits(self._name, *rates, burst, wall, changed_at)
+
+    def _at_the_limit(self, report: RateHeaders) -> tuple[float | None, ...]:
+        """`report.remaining` for the rates paced at exactly the limit the server reports, else None."""
+        effect = self._effect
+        return tuple(
+            left
+            if effect.share == 1.0 and source == "headers" and rate is not None and rate == limit
+            else None
+            for left, rate, limit, source in zip(
+                report.remaining, effect.rates, report.limits, effect.sources, strict=True
+            )
+        )
 
     def shares_429(self, error: RateLimited) -> bool:
         """Should this 429 pause everyone on this model's limiter (see the module docstring)?"""

@@ -27,6 +27,14 @@ queued callers never book `max_tokens` minutes ahead, out of reach of the give-b
   spacing. `empty` (the server's limiter said so) also empties every bucket: no fresh burst.
 - `catch_down(remaining)`: the server's `-remaining` shows less room than we assume (someone else
   spends the same account): TATs move forward to match.
+- `unanswered(reservation)` + `catch_up(reservation, remaining, age)`: a request whose connection
+  failed before any answer keeps its booking (the server may have counted it), and its units join
+  this process's pool of maybe-uncounted ones. When a later answer's `-remaining`, less everything
+  booked since that request (every process's, counted in the shared row), shows more room than we
+  assume, up to the pool comes back, keeping the margin (`gcra.catch_up`). Without this the
+  schedule falls one request behind the server for every dropped connection the server never saw.
+  Only for rates paced at exactly the server's limit: a cap or a share below the account's limit is
+  ours to keep, whatever room the account has.
 - `retune(rates, burst)`: new limits from now on; the shared row is converted to the new
   intervals by the next change (`gcra.retune`: consumed units stay consumed).
 
@@ -78,6 +86,10 @@ class Reservation:
     queued: bool = False
     #: Per rate, seconds until the bucket would be full again right after this booking.
     backlogs: tuple[float, ...] = ()
+    #: Per rate, units booked ever (all processes) with this booking, and the cool-down shift it
+    #: started under: what `catch_up` measures later bookings and pauses against.
+    counts: tuple[float, ...] = ()
+    shift: float = 0.0
 
 
 class Limiter:
@@ -107,6 +119,9 @@ class Limiter:
         self._intervals: tuple[float, ...] = ()
         #: Give-backs (seconds of each rate, <= 0) not yet applied to the shared state.
         self._credit: tuple[float, ...] = _NO_CREDIT
+        #: Units of each rate booked for requests that got no answer, not yet confirmed by the server
+        #: as counted or not (`catch_up`).
+        self._unanswered = [0.0, 0.0, 0.0]
         self._backlogs: tuple[float, ...] = (0.0, 0.0, 0.0)
         self._backlogs_at = clock.now()
         self._horizon = horizon_s
@@ -205,7 +220,9 @@ class Limiter:
         finally:
             del self._waiters[ticket]
         waited = self._clock.now() - began
-        return Reservation(input_tokens, output_tokens, waited, queued, booking.backlogs)
+        return Reservation(
+            input_tokens, output_tokens, waited, queued, booking.backlogs, booking.counts, shift
+        )
 
     async def _book(self, costs: tuple[float, ...]) -> tuple[Booking, bool]:
         """Wait for this caller's turn (FIFO), then for its start to come within the horizon; book.
@@ -285,6 +302,36 @@ class Limiter:
             floors.append(backlog if backlog > max(0.0, known - elapsed) else None)
         if any(f is not None for f in floors):
             await self._store.raise_floor(self._key, floors, self._scale)
+
+    def unanswered(self, reservation: Reservation) -> None:
+        """A booked request got no answer at all (its connection failed): maybe never counted."""
+        pool = self._unanswered
+        pool[0] += 1.0
+        pool[1] += reservation.input_tokens
+        pool[2] += reservation.output_tokens
+
+    async def catch_up(
+        self, reservation: Reservation, remaining: Sequence[float | None], age_s: float
+    ) -> None:
+        """Give back unanswered requests' bookings that the server shows it never counted, from the
+        `remaining` it reported for the request of `reservation`, sent `age_s` ago (None: a rate to
+        leave alone)."""
+        pool = self._unanswered
+        if not reservation.counts or not any(pool):
+            return
+        burst, intervals = self._limits[1], self._intervals
+        backlogs = [
+            None if left is None else burst - max(0.0, left - rounding_slack(rate, left)) * interval
+            for rate, (left, interval) in enumerate(zip(remaining, intervals, strict=True))
+        ]
+        if all(b is None for b in backlogs):
+            return
+        limits = [units * interval for units, interval in zip(pool, intervals, strict=True)]
+        given = await self._store.catch_up(
+            self._key, age_s, reservation.shift, backlogs, reservation.counts, limits, self._scale
+        )
+        for rate, (seconds, interval) in enumerate(zip(given, intervals, strict=True)):
+            pool[rate] = max(0.0, pool[rate] - seconds / interval)
 
     def __repr__(self) -> str:
         levels = " ".join(

@@ -290,6 +290,41 @@ async def test_remaining_below_the_schedule_catches_the_limiter_down() -> None:
 
 
 @pytest.mark.parametrize(
+    ("caps", "unanswered", "given_back_s"),
+    [
+        (Caps(), 2, 2.0),  # paced at the server's limit: what it never counted comes back
+        (Caps(), 1, 1.0),  # no more than the requests that got no answer booked
+        (Caps(), 0, 0.0),  # the room it shows is no reason by itself
+        (Caps(rates=(60, None, None)), 2, 2.0),  # a cap at the account's limit is no limit of its own
+        (Caps(rates=(30, None, None)), 2, 0.0),  # a cap below it: the rest is someone else's
+        (Caps(share=0.5), 2, 0.0),  # likewise a share
+    ],
+)
+async def test_remaining_above_the_schedule_gives_back_what_the_server_never_counted(
+    caps: Caps, unanswered: int, given_back_s: float
+) -> None:
+    """60 RPM, 20 deep. Nine booked at once; the 2nd and 3rd get no answer (their connections
+    drop), and the answer to the 4th says 18 remain: they never reached the server. The 5 booked
+    after the 4th still count, so 2 requests' worth comes back, as far as the unanswered ones
+    booked, and only when we pace at the server's own limit."""
+    clock = FakeClock(T0)
+    learner, limiter, _, backend = make(clock, caps=caps)
+    await learner.observe(headers(60, left=20))
+    booked = [await limiter.reserve(0, 0) for _ in range(9)]
+    for reservation in booked[1 : 1 + unanswered]:
+        limiter.unanswered(reservation)
+    key = f"{ENDPOINT}/{MODEL}"
+    await clock.advance(0.5)
+    await learner.observe(headers(60, left=19), sent_at=T0, reservation=booked[0])
+    before = (await backend.limiter.peek(key)).backlogs[0]
+    await learner.observe(headers(60, left=18), sent_at=T0, reservation=booked[3])
+    after = (await backend.limiter.peek(key)).backlogs[0]
+    assert before - after == pytest.approx(given_back_s)
+    await learner.observe(headers(60, left=18), sent_at=T0, reservation=booked[3])
+    assert (await backend.limiter.peek(key)).backlogs[0] == pytest.approx(after), "the same news: no more"
+
+
+@pytest.mark.parametrize(
     ("observed", "seconds_later", "limits", "shared"),
     [
         (None, 0.0, {}, True),  # no response reported anything: assume the account is out
