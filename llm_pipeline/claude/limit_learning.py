@@ -7,7 +7,8 @@ and `-remaining` (`rate_headers.py`). A `LimitLearner` (one per model and endpoi
   they differ from what is known. A response to a request sent before the latest change was
   adopted cannot undo it (it may be older news still in flight). The limits in effect are then
   `limits.in_effect` of the learned ones, the caps and the share; the limiter is retuned to them.
-- the bucket's depth: a lower bound from `-remaining` (`limits.burst_from_remaining`), raised
+- the bucket's depth: a lower bound from `-remaining` (`limits.burst_from_remaining`; an answer's
+  requests-remaining plus its own request, which it was counted after), raised
   whenever a response shows a fuller bucket than assumed (after a quiet spell it shows all of it).
   A 429 from the server's limiter shows it was smaller than assumed: the refused booking left
   our schedule `b` seconds from full in the rate the server called empty, so the depth becomes
@@ -213,7 +214,9 @@ class LimitLearner:
             return None  # sent before the latest change was adopted: older news
         burst = None if old is None else old.burst_s
         if not refused:
-            seen = burst_from_remaining(rates, report.remaining)
+            # An answer's `remaining` is counted after its own request: the bucket held that too.
+            left, *tokens = report.remaining
+            seen = burst_from_remaining(rates, (None if left is None else left + 1, *tokens))
             if seen is not None and (burst is None or max(seen, MIN_BURST_S) > burst):
                 burst = max(seen, MIN_BURST_S)
         elif not moved and reservation is not None and reservation.backlogs:

@@ -5,6 +5,7 @@ a limiter 429), caps and share, the shared record, first contact, and which 429s
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -214,12 +215,12 @@ async def test_the_burst_is_learned_from_the_fullest_bucket_seen_and_capped() ->
     clock = FakeClock(T0)
     learner, limiter, _, _ = make(clock, caps=Caps(burst_s=20.0))
     await learner.observe(headers(3_000, left=99))  # a busy account: at least 2 s deep
-    assert learner.limits.burst_s == pytest.approx(1.98)
+    assert learner.limits.burst_s == pytest.approx(2.0)
     await learner.observe(headers(3_000, left=10))
-    assert learner.limits.burst_s == pytest.approx(1.98), "an emptier bucket shows nothing new"
+    assert learner.limits.burst_s == pytest.approx(2.0), "an emptier bucket shows nothing new"
     await learner.observe(headers(3_000, left=299))  # after a quiet spell: all of it
-    assert learner.limits.burst_s == pytest.approx(5.98)
-    assert limiter.limits[1] == pytest.approx(5.98)
+    assert learner.limits.burst_s == pytest.approx(6.0)
+    assert limiter.limits[1] == pytest.approx(6.0)
     await learner.observe(headers(3_000, left=2_999))
     assert (learner.limits.burst_s, learner.limits.burst_source) == (20.0, "configured cap")
 
@@ -228,7 +229,7 @@ async def test_a_limiter_429_shrinks_the_burst_to_where_the_refused_booking_left
     clock = FakeClock(T0)
     learner, _, _, _ = make(clock)
     await learner.observe(headers(3_000, left=2_999))  # the learned depth says 60 s
-    assert learner.limits.burst_s == pytest.approx(59.98)
+    assert learner.limits.burst_s == pytest.approx(60.0)
     refused = Reservation(1, 0, 0.0, backlogs=(2.5, 0.0, 0.0))  # booked 2.5 s from full, refused
     await learner.observe(headers(3_000, left=0), reservation=refused, status=429)
     assert learner.limits.burst_s == pytest.approx(2.5)
@@ -264,7 +265,7 @@ async def test_at_first_contact_each_attempt_looks_for_what_another_process_lear
     await other.observe(headers(1_200, left=599))
     await waiting.load()  # its next attempt
     assert waiting.known
-    assert limiter.limits == ((1_200, 1e12, 1e12), pytest.approx(29.95))
+    assert limiter.limits == ((1_200, 1e12, 1e12), pytest.approx(30.0))
     assert [e.reason for e in events if isinstance(e, LimitsChanged)] == ["start", "start"]
 
 
@@ -308,7 +309,7 @@ async def test_remaining_above_the_schedule_gives_back_what_the_server_never_cou
     after the 4th still count, so 2 requests' worth comes back, as far as the unanswered ones
     booked, and only when we pace at the server's own limit."""
     clock = FakeClock(T0)
-    learner, limiter, _, backend = make(clock, caps=caps)
+    learner, limiter, _, backend = make(clock, caps=replace(caps, burst_s=20.0))
     await learner.observe(headers(60, left=20))
     booked = [await limiter.reserve(0, 0) for _ in range(9)]
     for reservation in booked[1 : 1 + unanswered]:
