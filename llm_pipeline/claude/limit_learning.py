@@ -14,8 +14,9 @@ and `-remaining` (`rate_headers.py`). A `LimitLearner` (one per model and endpoi
   our schedule `b` seconds from full in the rate the server called empty, so the depth becomes
   at most `b` (never below `limits.MIN_BURST_S`).
 - `-remaining` below what our schedule assumes catches the limiter down (`Limiter.catch_down`);
-  a success's `-remaining` above it, less what was booked since, catches it up (`Limiter.catch_up`)
-  in the rates paced at exactly the limit the server reports (no cap, a share of 1).
+  a success's `-remaining` above it, less what was booked since, gives back what requests that got
+  no answer had booked (`Limiter.catch_up`), in the rates paced at exactly the limit the server
+  reports (no cap, a share of 1).
 - nothing learned and a successful response without any rate-limit header: a gateway strips
   them; the configured caps or the conservative defaults stay, said once, loudly (an event).
 
