@@ -19,10 +19,9 @@ endpoint fails the step before it reads, calls or writes anything.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 import pyarrow as pa
 from pydantic import Field
 from upath import UPath
@@ -38,6 +37,11 @@ from llm_pipeline.warehouse.files import (
 )
 from llm_pipeline.warehouse.store import Location, check_reachable
 from llm_pipeline.warehouse.tables import schema_for
+
+if TYPE_CHECKING:
+    # Imported where a DataFrame is written: loading the definitions (code servers, the daemon)
+    # must not pay pandas' ~1.5 s import for outputs only a run produces.
+    import pandas as pd
 
 __all__ = [
     "ParquetIOManager",
@@ -107,7 +111,10 @@ class PartitionFiles(dg.UPathIOManager):
                 obj.commit()
             finally:
                 obj.discard()
-        elif isinstance(obj, pd.DataFrame):
+            return
+        import pandas as pd
+
+        if isinstance(obj, pd.DataFrame):
             write_atomically(_to_arrow(obj, schema_for(context.asset_key.path[-1])), path)
         else:
             raise TypeError(

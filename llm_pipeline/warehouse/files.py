@@ -26,13 +26,17 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from llm_pipeline.warehouse.store import Location, arrow_source, is_local, upload
+
+if TYPE_CHECKING:
+    # Only `to_pandas` returns a DataFrame (Arrow builds it): pandas costs ~1.5 s to import, which
+    # every code server and daemon loading the definitions would pay without needing it.
+    import pandas as pd
 
 __all__ = [
     "PartitionTable",
