@@ -4,7 +4,7 @@ How the parallel processes are launched: as a deployment launches them, on one m
 DAGSTER_HOME holds the repository's own `.dagster_home/dagster.yaml` (queued runs, backfill tag
 limit, `anthropic_api` pool); the code runs in its own code server (`dagster api grpc`, as the Helm
 chart's user-code deployment); a real asset backfill of four days is submitted the way the web UI
-submits it (the `launchPartitionBackfill` GraphQL mutation via the `dagster-graphql` CLI); and a
+submits it (the `launchPartitionBackfill` GraphQL mutation, through `dagster_graphql`); and a
 real `dagster-daemon` makes one run per day (the shared backfill policy) and has each started as its
 own OS process. Chosen over N concurrent `dagster asset materialize` commands because it also
 proves that the instance settings and the backfill policy let a backfill's days run side by side.
