@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from xdist.remote import Producer
 from xdist.scheduler import LoadFileScheduling
+from xdist.workermanage import WorkerController
 
 #: gcsfs reads this once, when it is imported (by the object-store fixtures, below): left on, every
 #: bucket operation first asks GCS's Storage Control gRPC API for the bucket's layout, which no
@@ -43,19 +44,66 @@ _NO_AMBIENT_AWS = {
 _ONE_WORKER_PACKAGES = ("llm_pipeline_tests/e2e/",)
 
 
+#: Where each test's last measured seconds (setup + call + teardown) are kept between runs, in
+#: pytest's cache (`.pytest_cache`), for the scheduler below.
+_SECONDS_KEY = "llm_pipeline/test_seconds"
+
+
 class _LoadFileKeepingPackagesTogether(LoadFileScheduling):
     """`--dist loadfile`, except that every file of a package in `_ONE_WORKER_PACKAGES` goes to one
-    worker, so its package-scoped fixtures (the e2e web server, daemon and backfill) start once."""
+    worker, so its package-scoped fixtures (the e2e web server, daemon and backfill) start once; and
+    the unit that took longest last time is handed out first.
+
+    xdist hands out files by number of tests, so a file of one or two tests that each start Dagster
+    processes for a minute came last and kept one worker busy long after the other ran out of work.
+    Longest first (by the seconds `pytest_sessionfinish` stored) lets the short files fill the gaps
+    at the end. Units never measured count as 0 s and keep xdist's order among themselves.
+    """
+
+    def __init__(self, config: pytest.Config, log: Producer | None = None) -> None:
+        super().__init__(config, log)
+        cache = getattr(config, "cache", None)  # None with `-p no:cacheprovider`
+        seconds = cache.get(_SECONDS_KEY, {}) if cache is not None else {}
+        self._seconds: dict[str, float] = seconds if isinstance(seconds, dict) else {}
 
     def _split_scope(self, nodeid: str) -> str:
         path = super()._split_scope(nodeid)
         return next((package for package in _ONE_WORKER_PACKAGES if path.startswith(package)), path)
+
+    def _assign_work_unit(self, node: WorkerController) -> None:
+        longest = max(self.workqueue, key=lambda scope: self._unit_seconds(self.workqueue[scope]))
+        self.workqueue.move_to_end(longest, last=False)
+        super()._assign_work_unit(node)
+
+    def _unit_seconds(self, nodeids: dict[str, bool]) -> float:
+        return sum(float(self._seconds.get(nodeid, 0.0)) for nodeid in nodeids)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LoadFileScheduling | None:
     if config.getvalue("dist") == "loadfile":
         return _LoadFileKeepingPackagesTogether(config, log)
     return None
+
+
+#: Seconds per test of this session, summed over its phases (where the tests run: the xdist
+#: controller receives every worker's reports through the same hook).
+_session_seconds: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add up each test's phases, for the scheduler's longest-first order in the next run."""
+    _session_seconds[report.nodeid] = _session_seconds.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Merge this session's seconds into the cache (the controller's, or a run without xdist)."""
+    config = session.config
+    cache = getattr(config, "cache", None)
+    if hasattr(config, "workerinput") or cache is None or not _session_seconds:
+        return
+    stored = cache.get(_SECONDS_KEY, {})
+    merged = {**(stored if isinstance(stored, dict) else {}), **_session_seconds}
+    cache.set(_SECONDS_KEY, {nodeid: round(seconds, 2) for nodeid, seconds in merged.items()})
 
 
 @pytest.fixture(autouse=True)
