@@ -10,7 +10,7 @@ from xdist.remote import Producer
 from xdist.scheduler import LoadFileScheduling
 from xdist.workermanage import WorkerController
 
-#: gcsfs reads this once, when it is imported (by the object-store fixtures, below): left on, every
+#: gcsfs reads this once, when it is imported (by the object-store fixtures, on first use): left on, every
 #: bucket operation first asks GCS's Storage Control gRPC API for the bucket's layout, which no
 #: emulator serves (60 s to give up). The docs tell users of an emulator to set the same.
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"

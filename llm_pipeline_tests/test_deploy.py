@@ -22,15 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import kubernetes.client
 import pytest
 import yaml
 from dagster._config import validate_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster._core.workspace.autodiscovery import loadable_targets_from_loaded_module
-from dagster_k8s import K8sRunLauncher
-from dagster_k8s.job import DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
-from dagster_k8s.models import k8s_model_from_dict, k8s_snake_case_dict
 
 from llm_pipeline.pipeline.config import PipelineConfig
 from llm_pipeline.pipeline.io_manager import ParquetIOManager
@@ -57,7 +53,14 @@ def _deployment() -> dict[str, Any]:
 
 
 def _k8s_model(kind: str, body: dict[str, Any]) -> Any:
-    """Build a kubernetes client model from manifest-style (camelCase) YAML; unknown keys raise."""
+    """Build a kubernetes client model from manifest-style (camelCase) YAML; unknown keys raise.
+
+    dagster_k8s and the kubernetes client are imported where used (here and in the two run launcher
+    tests): ~1.7 s that every pytest process collecting this module would otherwise pay.
+    """
+    import kubernetes.client
+    from dagster_k8s.models import k8s_model_from_dict, k8s_snake_case_dict
+
     model = getattr(kubernetes.client, kind)
     return k8s_model_from_dict(model, k8s_snake_case_dict(model, body))
 
@@ -202,6 +205,8 @@ def chart_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("chart_env")
 def test_the_run_launcher_config_validates_against_dagster_k8s() -> None:
+    from dagster_k8s import K8sRunLauncher
+
     assert _values()["runLauncher"]["type"] == K8sRunLauncher.__name__
     result = validate_config(K8sRunLauncher.config_type(), _rendered_run_launcher())
     assert result.success, result.errors
@@ -209,6 +214,8 @@ def test_the_run_launcher_config_validates_against_dagster_k8s() -> None:
 
 def test_a_run_pod_built_by_dagster_k8s_carries_the_state_url_store_secret_and_limits() -> None:
     """What K8sRunLauncher launches per run: the deployment's settings plus `runK8sConfig`."""
+    from dagster_k8s.job import DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
+
     deployment = _deployment()
     image = deployment["image"]
     job_config = DagsterK8sJobConfig(
