@@ -349,9 +349,9 @@ def catch_up(
     (None: no news), `marks` the counts its booking left, `shift` the cool-down shift it was booked
     under. Returns the seconds of each rate given back."""
     retune(row, now, intervals)
-    given = [0.0, 0.0, 0.0]
     if row.shift != shift or row.paused_until > now:
         return (0.0, 0.0, 0.0)
+    given = [0.0, 0.0, 0.0]
     sent = now - age
     queued = row.last_start > now
     tats, ends, counts, units = row.tats, row.last_ends, row.counts, row.intervals

@@ -147,6 +147,7 @@ elseif op == 'raise_floor' then
   r[10] = r[10] + 1
 elseif op == 'catch_up' then
   -- ARGV: 'catch_up', age, shift, backlogs[1..3] ('-' = no news), marks[1..3], limits[1..3][, intervals]
+  local version = r[10]
   retune(13)
   local given = {0, 0, 0}
   if r[5] == tonumber(ARGV[3]) and r[4] <= t then
@@ -164,7 +165,7 @@ elseif op == 'catch_up' then
     end
     if given[1] > 0 or given[2] > 0 or given[3] > 0 then r[10] = r[10] + 1 end
   end
-  save()
+  if r[10] ~= version then save() end  -- as SQLite: a row nothing changed is not written
   return {fmt(given[1]), fmt(given[2]), fmt(given[3])}
 elseif op == 'peek' then
   local reply = with_backlogs({fmt(math.max(0, r[4] - t))})
